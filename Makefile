@@ -1,0 +1,73 @@
+# reportjobs: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KUBECONFIG_FILE := $(CURDIR)/.cluster/kubeconfig
+TESTBED := scripts/testbed
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create .venv with the locked dev dependencies
+
+.PHONY: cluster-up
+cluster-up: ## Start the test cluster (kind with Docker, else built from Debian's packages)
+	bash $(TESTBED)/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop everything cluster-up started
+	bash $(TESTBED)/cluster.sh down
+
+.PHONY: image
+image: ## Build the project image and load it into the cluster
+	bash $(TESTBED)/image.sh
+
+.PHONY: deploy
+deploy: venv ## Install or upgrade the Helm chart (release reportjobs)
+	bash $(TESTBED)/deploy.sh
+
+.PHONY: up
+up: cluster-up image deploy ## Bring everything up and show it working at http://127.0.0.1:30080
+	bash $(TESTBED)/smoke.sh
+
+.PHONY: lint
+lint: venv ## ruff, mypy --strict and the import-linter contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: test-unit
+# pytest exits 5 when it collects no test: for us that is a failure, said out loud.
+PYTEST_STRICT = rc=0; $(VENV)/bin/pytest $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(firstword $(1)): failing"; exit 1; fi; \
+	exit $$rc
+
+test-unit: venv ## Unit tests (no cluster)
+	@$(call PYTEST_STRICT,tests/unit -q)
+
+.PHONY: test-e2e
+test-e2e: venv ## End-to-end tests on a real cluster (brings one up unless KUBECONFIG is set)
+	@$(call PYTEST_STRICT,tests/e2e -v -rA --durations=15)
+
+.PHONY: test
+test: lint test-unit test-e2e ## Lint, unit tests, then the e2e suite on a real cluster
+
+.PHONY: bench
+bench: venv ## Benchmarks that print their numbers (needs a cluster with `make up`)
+	$(PY) tests/bench/submit_latency.py
+
+.PHONY: clean
+clean: ## Remove the venv and local state (not the cluster caches)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Configures containerd + CNI for the local cluster and (re)starts containerd. Idempotent.
+source "$(dirname "$0")/lib.sh"
+
+CONFIG=/etc/containerd/config.toml
+SOCK=/run/containerd/containerd.sock
+
+write_if_changed() { # path: content on stdin; returns 0 when the file changed
+  local tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+  as_root mkdir -p "$(dirname "$1")"
+  as_root mv "$tmp" "$1"
+  as_root chmod 0644 "$1"
+}
+
+changed=0
+write_if_changed "$CONFIG" <<'TOML' && changed=1
+# Written by reportjobs scripts/testbed/containerd.sh
+version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.6"
+  # This machine withholds CAP_SYS_RESOURCE: a negative oom_score_adj would fail.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+TOML
+
+write_if_changed /etc/cni/net.d/10-reportjobs-bridge.conflist <<'JSON' || true
+{
+  "cniVersion": "0.4.0",
+  "name": "reportjobs-bridge",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/16"}]],
+               "routes": [{"dst": "0.0.0.0/0"}]}
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "loopback"}
+  ]
+}
+JSON
+# Only our network config: a stray one would be picked first by name order.
+for f in /etc/cni/net.d/*; do
+  [[ $f == */10-reportjobs-bridge.conflist ]] || as_root rm -f "$f"
+done
+
+containerd_pid() { pgrep -x containerd | head -1; }
+if [[ -n $(containerd_pid) && $changed == 1 ]]; then
+  log "containerd config changed: restarting containerd"
+  as_root kill "$(containerd_pid)"
+  wait_for 30 "containerd to stop" bash -c '! pgrep -x containerd'
+fi
+if [[ -z $(containerd_pid) ]]; then
+  mkdir -p "$STATE_DIR/logs"
+  log "starting containerd"
+  as_root setsid containerd --config "$CONFIG" >>"$STATE_DIR/logs/containerd.log" 2>&1 </dev/null &
+  echo $! >"$STATE_DIR/containerd.pid"
+fi
+wait_for 60 "containerd socket" ctr --address "$SOCK" version
+sysctl -qw net.ipv4.ip_forward=1 || true
+modprobe br_netfilter 2>/dev/null || true
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+log "containerd is ready"

@@ -1,0 +1,51 @@
+# Shared settings and helpers for the test-bed scripts. Source it; do not run it.
+# shellcheck shell=bash
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+K8S_VERSION=${K8S_VERSION:-1.20.2}
+# Everything expensive is cached here, outside the work tree, keyed by version.
+CACHE_DIR=${REPORTJOBS_CACHE_DIR:-/var/cache/reportjobs}
+K8S_SRC_DIR=$CACHE_DIR/src/kubernetes-$K8S_VERSION
+K8S_BIN_DIR=$CACHE_DIR/k8s-v$K8S_VERSION/bin
+# Runtime state of the local cluster (PID files, logs, etcd data): outside the work tree too.
+STATE_DIR=${REPORTJOBS_STATE_DIR:-/var/lib/reportjobs-testbed}
+CLUSTER_DIR=$REPO_ROOT/.cluster
+KUBECONFIG_OUT=$CLUSTER_DIR/kubeconfig
+KIND_CLUSTER_NAME=${KIND_CLUSTER_NAME:-reportjobs}
+IMAGE=${IMAGE:-localhost/reportjobs:dev}
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# retry N DELAY CMD...: run CMD until it succeeds, at most N times.
+retry() {
+  local tries=$1 delay=$2 n=1
+  shift 2
+  until "$@"; do
+    ((n >= tries)) && return 1
+    log "retry $n/$tries failed: $*; again in ${delay}s"
+    sleep "$delay"
+    n=$((n + 1))
+  done
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: poll CMD once a second until it succeeds.
+wait_for() {
+  local deadline=$(($(date +%s) + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    (($(date +%s) >= deadline)) && { log "timed out waiting for $what"; return 1; }
+    sleep 1
+  done
+}
+
+# Docker and kind are used when (and only when) a Docker engine answers.
+use_kind() {
+  [[ ${REPORTJOBS_TESTBED:-auto} == kind ]] && return 0
+  [[ ${REPORTJOBS_TESTBED:-auto} == local ]] && return 1
+  command -v kind >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 &&
+    timeout 10 docker info >/dev/null 2>&1
+}
+
+as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }

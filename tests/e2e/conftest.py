@@ -1,0 +1,126 @@
+"""kubebuilder-style e2e fixtures: one cluster per session, a namespace (and release) per test,
+diagnostics dumped when a test fails.
+
+KUBECONFIG selects an existing cluster; without it the session brings up the test bed
+(`scripts/testbed/cluster.sh up`: kind where Docker runs, else the local cluster)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.e2e.support.diagnostics import dump_namespace
+from tests.e2e.support.kube import Cluster
+from tests.e2e.support.polling import wait_until
+from tests.e2e.support.release import FAST_VALUES, Release, merge
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTBED = REPO_ROOT / "scripts" / "testbed"
+CRD_FILE = REPO_ROOT / "deploy" / "crds" / "reportjobs.io_reportjobs.yaml"
+
+pytestmark = pytest.mark.e2e
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        return configured
+    subprocess.run(["bash", str(TESTBED / "cluster.sh"), "up"], check=True, timeout=3600)
+    return str(REPO_ROOT / ".cluster" / "kubeconfig")
+
+
+@pytest.fixture(scope="session")
+def cluster(kubeconfig: str) -> Cluster:
+    return Cluster.from_kubeconfig(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def image_ref(kubeconfig: str) -> str:
+    """The project image, built and loaded into the cluster (a no-op when it already is)."""
+    if os.environ.get("REPORTJOBS_IMAGE"):
+        return os.environ["REPORTJOBS_IMAGE"]
+    subprocess.run(["bash", str(TESTBED / "image.sh")], check=True, timeout=1800)
+    return (REPO_ROOT / ".cluster" / "image").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> dict[str, Any]:
+    """The CRD from deploy/crds, created or replaced so a reused cluster never runs a stale one."""
+    manifest = yaml.safe_load(CRD_FILE.read_text())
+    api = client.ApiextensionsV1Api(cluster.api)
+    name = manifest["metadata"]["name"]
+    try:
+        current = api.read_custom_resource_definition(name)
+        manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
+        api.replace_custom_resource_definition(name, manifest)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        api.create_custom_resource_definition(manifest)
+
+    def established() -> bool:
+        conditions = api.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_until(established, timeout=60, what=f"CRD {name} to be Established")
+    return manifest
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[str]:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"e2e-{slug}-{secrets.token_hex(2)}"
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    failed = any(
+        getattr(getattr(request.node, f"report_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
+    if failed:
+        print(dump_namespace(cluster, name))
+    if failed and os.environ.get("REPORTJOBS_KEEP_FAILED"):
+        return
+    cluster.core.delete_namespace(name, propagation_policy="Background")
+
+
+DeployRelease = Callable[..., Release]
+
+
+@pytest.fixture
+def deploy_release(
+    cluster: Cluster, kubeconfig: str, namespace: str, image_ref: str, crd: dict[str, Any]
+) -> DeployRelease:
+    """Install the chart in the test's namespace: FAST_VALUES, the test image, then overrides."""
+
+    def deploy(**overrides: Any) -> Release:
+        repository, tag = image_ref.rsplit(":", 1)
+        values = merge(merge(FAST_VALUES, {"image": {"repository": repository, "tag": tag}}),
+                       overrides)
+        return Release(cluster=cluster, kubeconfig=kubeconfig, namespace=namespace,
+                       values=values).deploy()
+
+    return deploy

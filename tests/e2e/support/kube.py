@@ -1,0 +1,85 @@
+"""A thin synchronous view of the cluster for the e2e tests (official `kubernetes` client)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+GROUP, VERSION, PLURAL = "reportjobs.io", "v1alpha1", "reportjobs"
+TERMINAL = {"Succeeded", "Failed", "TimedOut"}
+
+
+@dataclass
+class Cluster:
+    api: client.ApiClient
+
+    @classmethod
+    def from_kubeconfig(cls, path: str) -> Cluster:
+        return cls(api=config.new_client_from_config(config_file=path))
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def reportjobs(self, namespace: str) -> list[dict[str, Any]]:
+        listing = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return list(listing["items"])
+
+    def reportjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def jobs(self, namespace: str) -> list[client.V1Job]:
+        return list(self.batch.list_namespaced_job(namespace).items)
+
+    def worker_pods(self, namespace: str, reportjob: str | None = None) -> list[client.V1Pod]:
+        selector = f"reportjobs.io/reportjob={reportjob}" if reportjob else "reportjobs.io/reportjob"
+        return list(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
+
+    def pods(self, namespace: str, component: str) -> list[client.V1Pod]:
+        selector = f"app.kubernetes.io/component={component}"
+        return list(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
+
+    def ready_pods(self, namespace: str, component: str) -> list[client.V1Pod]:
+        return [pod for pod in self.pods(namespace, component) if is_ready(pod)]
+
+    def force_delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(
+                name, namespace, grace_period_seconds=0, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def is_ready(pod: client.V1Pod) -> bool:
+    if pod.metadata.deletion_timestamp is not None:
+        return False
+    conditions = pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def phase_of(reportjob: dict[str, Any] | None) -> str | None:
+    return None if reportjob is None else reportjob.get("status", {}).get("phase")

@@ -1,0 +1,79 @@
+"""The chart installs, its pods become Ready, its `helm test` passes, and RBAC is least-privilege."""
+
+from __future__ import annotations
+
+import subprocess
+
+from kubernetes import client
+
+from tests.e2e.conftest import DeployRelease
+from tests.e2e.support.kube import Cluster
+from tests.e2e.support.release import helmctl
+
+
+def can_i(cluster: Cluster, namespace: str, account: str, verb: str, resource: str,
+          group: str = "") -> bool:
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:{namespace}:{account}",
+            groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace, verb=verb, resource=resource, group=group
+            ),
+        )
+    )
+    answer = client.AuthorizationV1Api(cluster.api).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_chart_installs_and_pods_become_ready(
+    deploy_release: DeployRelease, cluster: Cluster, kubeconfig: str
+) -> None:
+    release = deploy_release(gateway={"replicas": 2}, operator={"replicas": 2})
+
+    assert len(cluster.ready_pods(release.namespace, "gateway")) == 2
+    assert len(cluster.ready_pods(release.namespace, "operator")) == 2
+    for pod in cluster.pods(release.namespace, "gateway") + cluster.pods(release.namespace,
+                                                                          "operator"):
+        context = pod.spec.containers[0].security_context
+        assert context.read_only_root_filesystem is True, pod.metadata.name
+        assert (pod.spec.security_context.run_as_non_root or context.run_as_non_root) is True
+    # `helm test` runs the chart's test pod: a POST and a GET through the gateway Service.
+    helmctl("test", kubeconfig=kubeconfig, namespace=release.namespace, timeout=180)
+
+
+def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster) -> None:
+    namespace = deploy_release().namespace
+    accounts = {sa.metadata.name for sa in cluster.core.list_namespaced_service_account(
+        namespace).items}
+    gateway = next(a for a in accounts if a.endswith("-gateway"))
+    operator = next(a for a in accounts if a.endswith("-operator"))
+
+    assert can_i(cluster, namespace, gateway, "create", "reportjobs", "reportjobs.io")
+    assert not can_i(cluster, namespace, gateway, "create", "jobs", "batch")
+    assert not can_i(cluster, namespace, gateway, "update", "reportjobs/status", "reportjobs.io")
+    assert not can_i(cluster, namespace, gateway, "get", "secrets")
+    assert can_i(cluster, namespace, operator, "create", "jobs", "batch")
+    assert can_i(cluster, namespace, operator, "patch", "reportjobs/status", "reportjobs.io")
+    assert not can_i(cluster, namespace, operator, "get", "secrets")
+    assert not can_i(cluster, "default", operator, "create", "jobs", "batch")
+
+
+def test_kubectl_get_reportjobs_is_a_first_class_view(
+    deploy_release: DeployRelease, kubeconfig: str
+) -> None:
+    release = deploy_release()
+    answer = release.gateway.submit("kubectl-view")
+    assert answer.status == 201, answer.body
+
+    def table() -> str:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", kubeconfig, "-n", release.namespace, "get", "rj"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout
+
+    output = table()
+    header = output.splitlines()[0].split()
+    assert header == ["NAME", "OBJECT", "STATUS", "SLEEP", "ATTEMPTS", "AGE"], output
+    assert answer.body["job_id"] in output
+    assert "kubectl-view" in output
