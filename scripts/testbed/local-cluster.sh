@@ -14,24 +14,26 @@ cluster_healthy() {
     kubectl --kubeconfig "$KUBECONFIG_OUT" get nodes --no-headers 2>/dev/null | grep -qw Ready
 }
 
-our_pids() { # every process of the cluster, whether or not we have a PID file for it
+our_pids() { # every cluster process, from our PID file or not (leftovers of killed sessions)
   local c
-  for c in "${COMPONENTS[@]}"; do pgrep -f "^$K8S_BIN_DIR/$c( |$)" || true; done
-  pgrep -f "^etcd .*--data-dir[ =]$STATE_DIR/etcd" || true
-  [[ -f $PIDS_FILE ]] && cat "$PIDS_FILE"
+  for c in "${COMPONENTS[@]}"; do pgrep -f "(^|/)$c( |\$)" || true; done
+  pgrep -f "(^|/)etcd .*--data-dir" || true
+  if [[ -f $PIDS_FILE ]]; then cat "$PIDS_FILE"; fi
 }
+
+alive() { ps -o stat= -p "$1" 2>/dev/null | grep -qv '^Z'; } # a zombie is not alive
 
 stop_processes() {
   local pids
-  pids=$(our_pids | sort -u | tr '\n' ' ')
+  pids=$(for p in $(our_pids | sort -u); do if alive "$p"; then echo "$p"; fi; done | tr '\n' ' ')
   [[ -n ${pids// } ]] || return 0
   log "stopping cluster processes: $pids"
   # shellcheck disable=SC2086
   as_root kill $pids 2>/dev/null || true
   local deadline=$(($(date +%s) + 20)) p
   for p in $pids; do
-    while kill -0 "$p" 2>/dev/null && (($(date +%s) < deadline)); do sleep 0.5; done
-    kill -0 "$p" 2>/dev/null && as_root kill -9 "$p" 2>/dev/null || true
+    while alive "$p" && (($(date +%s) < deadline)); do sleep 0.5; done
+    if alive "$p"; then as_root kill -9 "$p" 2>/dev/null || true; fi
   done
   rm -f "$PIDS_FILE"
 }
@@ -76,12 +78,12 @@ up() {
   log "starting Kubernetes v$K8S_VERSION with hack/local-up-cluster.sh (about 60-80 s)"
   (
     cd "$K8S_SRC_DIR"
-    env GO_OUT="$K8S_BIN_DIR" ETCD_DIR="$STATE_DIR/etcd" LOG_DIR="$STATE_DIR/logs" \
+    env ETCD_DIR="$STATE_DIR/etcd" LOG_DIR="$STATE_DIR/logs" \
       CONTAINER_RUNTIME=remote \
       CONTAINER_RUNTIME_ENDPOINT=unix:///run/containerd/containerd.sock \
       KUBE_ENABLE_CLUSTER_DNS=false ALLOW_PRIVILEGED=true CGROUP_DRIVER=cgroupfs \
       ENABLE_DAEMON=true KUBE_PROXY_MODE=iptables FEATURE_GATES=TTLAfterFinished=true \
-      hack/local-up-cluster.sh -O
+      hack/local-up-cluster.sh -o "$K8S_BIN_DIR"
   ) >"$STATE_DIR/logs/local-up-cluster.log" 2>&1 ||
     { tail -30 "$STATE_DIR/logs/local-up-cluster.log" >&2; die "local-up-cluster.sh failed"; }
   our_pids | sort -u >"$PIDS_FILE.new"
