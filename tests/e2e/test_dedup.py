@@ -1,0 +1,71 @@
+"""The same object_id runs once per window: the API server's create conflict decides."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.e2e.conftest import DeployRelease
+from tests.e2e.support.kube import Cluster
+from tests.e2e.support.polling import wait_until
+
+
+def test_fifty_concurrent_posts_over_two_gateways_make_one_job(
+    deploy_release: DeployRelease, cluster: Cluster
+) -> None:
+    release = deploy_release(gateway={"replicas": 2})
+    gateway = release.gateway
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        answers = list(pool.map(lambda _: gateway.submit("one-object"), range(50)))
+
+    assert all(a.status in (200, 201) for a in answers), [a.status for a in answers]
+    assert [a.status for a in answers].count(201) == 1
+    assert len({a.body["job_id"] for a in answers}) == 1
+    assert len({a.served_by for a in answers}) >= 2, "both gateway replicas must have answered"
+    job_id = answers[0].body["job_id"]
+    # The one ReportJob becomes exactly one batch Job.
+    wait_until(lambda: cluster.worker_pods(release.namespace, job_id), timeout=120,
+               what="the worker pod")
+    assert [rj["metadata"]["name"] for rj in cluster.reportjobs(release.namespace)] == [job_id]
+    assert [job.metadata.name for job in cluster.jobs(release.namespace)] == [job_id]
+
+
+def test_resubmission_after_the_window_is_a_new_job(deploy_release: DeployRelease) -> None:
+    window = 8
+    gateway = deploy_release(dedup={"windowSeconds": window}).gateway
+    first = gateway.submit("windowed-object")
+    assert first.status == 201
+    # Resubmit until the window has passed: 200 (the same job) until then, 201 after.
+    seen: list[int] = []
+
+    def resubmitted() -> object:
+        answer = gateway.submit("windowed-object")
+        seen.append(answer.status)
+        if answer.status == 200:
+            assert answer.body["job_id"] == first.body["job_id"]
+        return answer.status == 201 and answer
+
+    second = wait_until(resubmitted, timeout=60, interval=0.5, what="a new job after the window")
+    assert 200 in seen, "a submission inside the window must have been deduplicated"
+    assert second.body["job_id"] != first.body["job_id"]
+    assert second.body["created_at"] > first.body["created_at"]
+
+
+def test_submission_past_a_bucket_boundary_within_the_window_is_deduplicated(
+    deploy_release: DeployRelease,
+) -> None:
+    window = 20
+    gateway = deploy_release(dedup={"windowSeconds": window}).gateway
+    # Submit late in a bucket (the API server runs on this clock too) ...
+    wait_until(lambda: window - 6 <= time.time() % window <= window - 3, timeout=60,
+               interval=0.2, what="the last seconds of a window bucket")
+    bucket = int(time.time() // window)
+    first = gateway.submit("boundary-object")
+    assert first.status == 201
+    assert first.body["job_id"].endswith(f"-{bucket}")
+    # ... and again just after the boundary, well within the window of the first job.
+    wait_until(lambda: int(time.time() // window) == bucket + 1 and time.time() % window >= 1,
+               timeout=30, interval=0.2, what="the next bucket")
+    again = gateway.submit("boundary-object")
+    assert again.status == 200, again.body
+    assert again.body["job_id"] == first.body["job_id"]
