@@ -1,0 +1,1 @@
+"""HTTP gateway: turns requests into ReportJobs and ReportJobs into answers."""

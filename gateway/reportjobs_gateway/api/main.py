@@ -1,0 +1,9 @@
+"""All routers of the API."""
+
+from fastapi import APIRouter
+
+from reportjobs_gateway.api.routes import health, jobs
+
+api_router = APIRouter()
+api_router.include_router(jobs.router)
+api_router.include_router(health.router)

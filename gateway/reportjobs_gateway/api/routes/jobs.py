@@ -1,0 +1,86 @@
+"""Submitting and reading jobs."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+
+from reportjobs_gateway.deps import SettingsDep, StoreDep
+from reportjobs_gateway.schemas import (
+    ErrorPublic,
+    JobList,
+    JobPublic,
+    JobSubmission,
+    ObjectId,
+    ValidationErrorPublic,
+)
+from reportjobs_gateway.settings import GatewaySettings
+from reportjobs_gateway.submission import submit
+from reportjobs_gateway.views import newest_first, to_public
+from reportjobs_model import labels
+from reportjobs_model.naming import is_job_name, object_hash
+from reportjobs_model.reportjob import is_void, spec_of
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationErrorPublic, "description": "Invalid request"},
+    503: {"model": ErrorPublic, "description": "Kubernetes API unavailable"},
+}
+_SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"description": "A new job was created"},
+    200: {"model": JobPublic, "description": "Deduplicated: the job created within the window"},
+    **_ERRORS,
+}
+
+
+def _timeout_of(submission: JobSubmission, settings: GatewaySettings) -> int:
+    if submission.timeout_seconds is None:
+        return settings.default_timeout_seconds
+    if submission.timeout_seconds > settings.max_timeout_seconds:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "timeout_seconds"),
+                    "msg": f"Input should be less than or equal to {settings.max_timeout_seconds}",
+                    "type": "less_than_equal",
+                }
+            ]
+        )
+    return submission.timeout_seconds
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_SUBMIT_RESPONSES)
+@router.put("", status_code=status.HTTP_201_CREATED, responses=_SUBMIT_RESPONSES)
+async def submit_job(
+    submission: JobSubmission, store: StoreDep, settings: SettingsDep, response: Response
+) -> JobPublic:
+    """Start a report job for `object_id`, unless one was started within the window."""
+    outcome = await submit(
+        store,
+        object_id=submission.object_id,
+        timeout_seconds=_timeout_of(submission, settings),
+        window_seconds=settings.window_seconds,
+    )
+    job = to_public(outcome.job)
+    if not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/jobs/{job.job_id}"
+    return job
+
+
+@router.get("", responses=_ERRORS)
+async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) -> JobList:
+    """Jobs of `object_id`, newest first."""
+    found = await store.list(label_selector=f"{labels.OBJECT_HASH}={object_hash(object_id)}")
+    mine = [rj for rj in found if spec_of(rj).get("objectId") == object_id and not is_void(rj)]
+    return JobList(items=[to_public(rj) for rj in newest_first(mine)])
+
+
+@router.get("/{job_id}", responses={404: {"model": ErrorPublic}, **_ERRORS})
+async def get_job(job_id: str, store: StoreDep) -> JobPublic:
+    """One job by its id."""
+    read = await store.get(job_id) if is_job_name(job_id) else None
+    if read is None or read.obj is None or is_void(read.obj):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
+    return to_public(read.obj)

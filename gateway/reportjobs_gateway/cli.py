@@ -1,0 +1,19 @@
+"""`reportjobs-gateway`: serve the API with uvicorn on 0.0.0.0:$REPORTJOBS_PORT."""
+
+import logging
+
+import uvicorn
+
+from reportjobs_gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        "reportjobs_gateway.main:app",
+        host="0.0.0.0",  # noqa: S104 - a pod serves on all its interfaces
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )

@@ -1,0 +1,88 @@
+"""Request and response bodies of the HTTP API, one schema per use."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from reportjobs_model.phase import Phase
+
+OBJECT_ID_MAX_LENGTH = 256
+
+
+def ensure_encodable(value: str) -> str:
+    """Reject lone surrogates (valid in JSON escapes, not encodable as UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("object_id must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+ObjectId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=OBJECT_ID_MAX_LENGTH,
+        description="What to report on: any Unicode text of 1 to 256 characters.",
+        examples=["invoice-2024-0042"],
+    ),
+    AfterValidator(ensure_encodable),
+]
+
+
+class JobSubmission(BaseModel):
+    """Body of POST/PUT /jobs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    object_id: ObjectId
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deadline of the job in seconds (1 to the configured maximum); "
+        "null or absent for the default.",
+    )
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    job_id: str
+    object_id: str
+    status: Phase
+    sleep_seconds: int | None
+    timeout_seconds: int
+    attempts: int
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    message: str | None
+
+
+class JobList(BaseModel):
+    """Jobs of one object_id, newest first."""
+
+    items: list[JobPublic]
+
+
+class ErrorPublic(BaseModel):
+    """Body of 404 and 503 answers."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorPublic(BaseModel):
+    """Body of 422 answers."""
+
+    detail: list[ValidationIssue]
+
+
+class HealthPublic(BaseModel):
+    status: str

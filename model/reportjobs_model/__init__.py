@@ -1,0 +1,1 @@
+"""Shared, pure vocabulary of reportjobs: CRD coordinates, labels, names, windows, phases."""

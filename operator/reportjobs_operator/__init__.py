@@ -1,0 +1,1 @@
+"""kopf operator: ReportJob -> batch Job -> status."""

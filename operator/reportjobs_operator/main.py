@@ -1,0 +1,79 @@
+"""`reportjobs-operator`: stand by for the Lease, then run kopf until stopped or the lease is lost.
+
+Exits non-zero when the lease is lost or kopf fails, so the pod restarts as a standby.
+"""
+
+import asyncio
+import functools
+import logging
+import signal
+import sys
+
+from reportjobs_operator.active import run_active
+from reportjobs_operator.health import Health, serve_health
+from reportjobs_operator.kube import KubeApi
+from reportjobs_operator.leadership import Elector, LeaseTerms, lead
+from reportjobs_operator.manifests import WorkerTemplate
+from reportjobs_operator.reconcile import Policy, Reconciler
+from reportjobs_operator.settings import OperatorConfig
+
+
+def policy_of(config: OperatorConfig) -> Policy:
+    return Policy(
+        sleep_min_seconds=config.sleep_min_seconds,
+        sleep_max_seconds=config.sleep_max_seconds,
+        retention_seconds=config.retention_seconds,
+        worker=WorkerTemplate(
+            image=config.worker_image,
+            pull_policy=config.worker_image_pull_policy,
+            cpu_request=config.worker_cpu_request,
+            memory_request=config.worker_memory_request,
+            memory_limit=config.worker_memory_limit,
+            uid=config.worker_uid,
+            backoff_limit=config.backoff_limit,
+            service_account=config.worker_service_account,
+        ),
+    )
+
+
+async def serve(config: OperatorConfig) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    health = Health()
+    runner = await serve_health(health=health, port=config.health_port)
+    api = await KubeApi.connect(request_timeout=config.api_timeout_seconds)
+    terms = LeaseTerms(
+        namespace=config.namespace,
+        name=config.lease_name,
+        identity=config.pod_name,
+        duration_seconds=config.lease_duration_seconds,
+    )
+    reconciler = Reconciler(api=api, policy=policy_of(config))
+    active = functools.partial(
+        run_active,
+        reconciler=reconciler,
+        api=api,
+        namespace=config.namespace,
+        resync_seconds=config.resync_seconds,
+    )
+    try:
+        return await lead(
+            elector=Elector(api=api, terms=terms),
+            terms=terms,
+            run_active=active,
+            stop=stop,
+            on_leading=health.set_leading,
+        )
+    finally:
+        await api.close()
+        await runner.cleanup()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
+    )
+    config = OperatorConfig()
+    sys.exit(asyncio.run(serve(config)))

@@ -1,0 +1,91 @@
+"""The batch Job that runs a ReportJob's worker (pure)."""
+
+from dataclasses import dataclass
+
+from reportjobs_model import crd, labels
+from reportjobs_model.reportjob import ReportJobBody, metadata_of, spec_of, status_of
+from reportjobs_operator.ports import Obj
+
+WORKER_CONTAINER = "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTemplate:
+    """What every worker pod shares (from the operator's settings)."""
+
+    image: str
+    pull_policy: str
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+    uid: int
+    backoff_limit: int
+    service_account: str | None = None
+
+
+def _security_context(uid: int) -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _worker_container(*, sleep_seconds: int, worker: WorkerTemplate) -> Obj:
+    return {
+        "name": WORKER_CONTAINER,
+        "image": worker.image,
+        "imagePullPolicy": worker.pull_policy,
+        "command": ["reportjobs-worker", "--seconds", str(sleep_seconds)],
+        "env": [
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+        ],
+        "resources": {
+            "requests": {"cpu": worker.cpu_request, "memory": worker.memory_request},
+            "limits": {"memory": worker.memory_limit},
+        },
+        "securityContext": _security_context(worker.uid),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }
+
+
+def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
+    """Job named like the ReportJob, controlled by it, running the drawn sleep."""
+    metadata = metadata_of(reportjob)
+    name = str(metadata["name"])
+    job_labels = {labels.MANAGED_BY: labels.OPERATOR, labels.REPORTJOB: name}
+    owner = {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "name": name,
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    sleep_seconds = int(status_of(reportjob)["sleepSeconds"])
+    pod_spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 10,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": worker.uid, "fsGroup": worker.uid},
+        "containers": [_worker_container(sleep_seconds=sleep_seconds, worker=worker)],
+    }
+    if worker.service_account:
+        pod_spec["serviceAccountName"] = worker.service_account
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": job_labels, "ownerReferences": [owner]},
+        "spec": {
+            "activeDeadlineSeconds": int(spec_of(reportjob)["timeoutSeconds"]),
+            "backoffLimit": worker.backoff_limit,
+            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
+        },
+    }

@@ -1,0 +1,45 @@
+"""What the operator needs from the Kubernetes API (objects are JSON dicts)."""
+
+from typing import Any, Protocol
+
+Obj = dict[str, Any]
+
+
+class Conflict(Exception):
+    """409: the name is taken, or the resourceVersion we wrote against is stale."""
+
+
+class ReconcileApi(Protocol):
+    async def get_reportjob(self, *, namespace: str, name: str) -> Obj | None: ...
+
+    async def list_reportjob_names(self, *, namespace: str) -> list[str]: ...
+
+    async def replace_reportjob_status(self, *, namespace: str, body: Obj) -> Obj:
+        """Optimistic: body carries metadata.resourceVersion; raises Conflict when stale."""
+        ...
+
+    async def delete_reportjob(self, *, namespace: str, name: str, uid: str) -> None: ...
+
+    async def get_job(self, *, namespace: str, name: str) -> Obj | None: ...
+
+    async def create_job(self, *, namespace: str, body: Obj) -> Obj:
+        """Raises Conflict when a Job of that name exists."""
+        ...
+
+    async def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
+        """Background propagation; a no-op when it is gone or replaced."""
+        ...
+
+    async def list_worker_pods(self, *, namespace: str, reportjob: str) -> list[Obj]: ...
+
+
+class LeaseApi(Protocol):
+    async def get_lease(self, *, namespace: str, name: str) -> Obj | None: ...
+
+    async def create_lease(self, *, namespace: str, body: Obj) -> Obj:
+        """Raises Conflict when it exists."""
+        ...
+
+    async def replace_lease(self, *, namespace: str, body: Obj) -> Obj:
+        """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
+        ...

@@ -1,0 +1,37 @@
+"""Safety net: reconcile every ReportJob periodically (catches missed events, retention).
+
+kopf timers would put kopf's finalizer on every ReportJob, so deletions would hang while no
+operator runs; this loop needs nothing on the objects.
+"""
+
+import asyncio
+import logging
+
+from reportjobs_operator.aio import wait_for_flag
+from reportjobs_operator.ports import ReconcileApi
+from reportjobs_operator.reconcile import Reconciler
+
+log = logging.getLogger(__name__)
+
+
+async def resync_once(*, reconciler: Reconciler, api: ReconcileApi, namespace: str) -> None:
+    for name in await api.list_reportjob_names(namespace=namespace):
+        try:
+            await reconciler.reconcile(namespace=namespace, name=name)
+        except Exception:
+            log.exception("resync of %s/%s failed", namespace, name)
+
+
+async def resync_forever(
+    *,
+    reconciler: Reconciler,
+    api: ReconcileApi,
+    namespace: str,
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    while not await wait_for_flag(stop, interval):
+        try:
+            await resync_once(reconciler=reconciler, api=api, namespace=namespace)
+        except Exception:
+            log.exception("resync of namespace %s failed", namespace)

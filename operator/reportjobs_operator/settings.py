@@ -1,0 +1,49 @@
+"""The operator's configuration, read once from the environment (prefix REPORTJOBS_)."""
+
+import socket
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _namespace_of_this_pod() -> str:
+    path = SERVICE_ACCOUNT_NAMESPACE
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else "default"
+
+
+class OperatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REPORTJOBS_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    namespace: str = Field(default_factory=_namespace_of_this_pod, min_length=1)
+    worker_image: str = Field(min_length=1)
+    worker_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    worker_cpu_request: str = "10m"
+    worker_memory_request: str = "32Mi"
+    worker_memory_limit: str = "64Mi"
+    worker_uid: int = Field(default=10001, ge=1)
+    worker_service_account: str | None = None
+    sleep_min_seconds: int = Field(default=15, ge=0)
+    sleep_max_seconds: int = Field(default=40, ge=0)
+    backoff_limit: int = Field(default=3, ge=0)
+    retention_seconds: int = Field(default=604800, ge=0)
+    resync_seconds: float = Field(default=30, gt=0)
+    lease_name: str = Field(default="reportjobs-operator", min_length=1)
+    lease_duration_seconds: int = Field(default=15, ge=3)
+    health_port: int = Field(default=8080, ge=1, le=65535)
+    api_timeout_seconds: float = Field(default=10.0, gt=0)
+    pod_name: str = Field(default_factory=socket.gethostname, validation_alias="POD_NAME")
+
+    @model_validator(mode="after")
+    def _sleep_range(self) -> Self:
+        if self.sleep_min_seconds > self.sleep_max_seconds:
+            raise ValueError(
+                f"REPORTJOBS_SLEEP_MIN_SECONDS ({self.sleep_min_seconds}) exceeds "
+                f"REPORTJOBS_SLEEP_MAX_SECONDS ({self.sleep_max_seconds})"
+            )
+        return self

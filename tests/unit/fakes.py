@@ -1,0 +1,269 @@
+"""In-memory stand-ins for the Kubernetes API at the client-wrapper level."""
+
+import asyncio
+import copy
+import itertools
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, StoreUnavailable
+from reportjobs_model.timestamps import format_rfc3339
+from reportjobs_operator.manifests import WorkerTemplate
+from reportjobs_operator.ports import Conflict, Obj
+
+_uids = itertools.count(1)
+
+WORKER = WorkerTemplate(
+    image="reportjobs:dev",
+    pull_policy="Never",
+    cpu_request="10m",
+    memory_request="32Mi",
+    memory_limit="64Mi",
+    uid=10001,
+    backoff_limit=3,
+)
+
+
+def stamp(unix: float) -> str:
+    return format_rfc3339(datetime.fromtimestamp(unix, UTC))
+
+
+def new_uid() -> str:
+    return f"uid-{next(_uids)}"
+
+
+class FakeStore:
+    """A namespace of ReportJobs with a controllable server clock.
+
+    Like the API server: the Date header and creationTimestamp have whole seconds, and each
+    call yields to the event loop so concurrent submissions interleave.
+    """
+
+    def __init__(self, *, now: float, hint_offset: float = 0.0) -> None:
+        self.now = now
+        self.hint_offset = hint_offset
+        self.objects: dict[str, ReportJob] = {}
+        self.create_delays: list[float] = []
+        self.deleted: list[str] = []
+        self.calls: list[str] = []
+        self.sleeps: list[float] = []
+
+    def clock_hint(self) -> float:
+        return self.now + self.hint_offset
+
+    def _date(self) -> float:
+        return float(math.floor(self.now))
+
+    async def get(self, name: str) -> Read:
+        await asyncio.sleep(0)
+        self.calls.append(f"get {name}")
+        return Read(obj=copy.deepcopy(self.objects.get(name)), server_time=self._date())
+
+    async def create(self, body: ReportJob) -> Read:
+        await asyncio.sleep(0)
+        name = body["metadata"]["name"]
+        self.calls.append(f"create {name}")
+        if self.create_delays:
+            self.now += self.create_delays.pop(0)
+        if name in self.objects:
+            raise AlreadyExists(name)
+        self.insert(body, created=self.now)
+        return Read(obj=copy.deepcopy(self.objects[name]), server_time=self._date())
+
+    def insert(self, body: ReportJob, *, created: float) -> ReportJob:
+        obj = copy.deepcopy(body)
+        obj["metadata"].update(
+            uid=new_uid(), creationTimestamp=stamp(math.floor(created)), resourceVersion="1"
+        )
+        self.objects[obj["metadata"]["name"]] = obj
+        return obj
+
+    async def delete(self, *, name: str, uid: str) -> None:
+        await asyncio.sleep(0)
+        self.calls.append(f"delete {name}")
+        if name in self.objects and self.objects[name]["metadata"]["uid"] == uid:
+            del self.objects[name]
+            self.deleted.append(name)
+
+    async def list(self, *, label_selector: str) -> list[ReportJob]:
+        key, _, value = label_selector.partition("=")
+        return [
+            copy.deepcopy(obj)
+            for obj in self.objects.values()
+            if obj["metadata"].get("labels", {}).get(key) == value
+        ]
+
+    async def ping(self) -> None:
+        return None
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class DownStore(FakeStore):
+    """Every call fails as if the API server were unreachable."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__(now=0)
+        self.error = error or StoreUnavailable("Kubernetes API unreachable: ClientConnectorError")
+
+    async def get(self, name: str) -> Read:
+        raise self.error
+
+    async def create(self, body: ReportJob) -> Read:
+        raise self.error
+
+    async def list(self, *, label_selector: str) -> list[ReportJob]:
+        raise self.error
+
+    async def ping(self) -> None:
+        raise self.error
+
+
+class FakeOperatorApi:
+    """ReportJobs, Jobs and pods of one namespace, with optimistic status writes."""
+
+    def __init__(self) -> None:
+        self.reportjobs: dict[str, Obj] = {}
+        self.jobs: dict[str, Obj] = {}
+        self.pods: list[Obj] = []
+        self.calls: list[str] = []
+        self.status_conflicts = 0
+
+    def add_reportjob(self, rj: Obj) -> Obj:
+        rj = copy.deepcopy(rj)
+        rj["metadata"].setdefault("uid", new_uid())
+        rj["metadata"].setdefault("resourceVersion", "1")
+        rj["metadata"].setdefault("generation", 1)
+        self.reportjobs[rj["metadata"]["name"]] = rj
+        return rj
+
+    def add_job(self, job: Obj) -> Obj:
+        job = copy.deepcopy(job)
+        job["metadata"].setdefault("uid", new_uid())
+        self.jobs[job["metadata"]["name"]] = job
+        return job
+
+    async def get_reportjob(self, *, namespace: str, name: str) -> Obj | None:
+        self.calls.append(f"get_reportjob {name}")
+        return copy.deepcopy(self.reportjobs.get(name))
+
+    async def list_reportjob_names(self, *, namespace: str) -> list[str]:
+        return sorted(self.reportjobs)
+
+    async def replace_reportjob_status(self, *, namespace: str, body: Obj) -> Obj:
+        await asyncio.sleep(0)
+        name = body["metadata"]["name"]
+        self.calls.append(f"replace_status {name}")
+        current = self.reportjobs[name]
+        if self.status_conflicts > 0:
+            self.status_conflicts -= 1
+            current["metadata"]["resourceVersion"] = str(
+                int(current["metadata"]["resourceVersion"]) + 1
+            )
+            raise Conflict("injected")
+        if body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise Conflict("stale resourceVersion")
+        current["status"] = copy.deepcopy(body["status"])
+        current["metadata"]["resourceVersion"] = str(
+            int(current["metadata"]["resourceVersion"]) + 1
+        )
+        return copy.deepcopy(current)
+
+    async def delete_reportjob(self, *, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(f"delete_reportjob {name}")
+        if name in self.reportjobs and self.reportjobs[name]["metadata"]["uid"] == uid:
+            del self.reportjobs[name]
+
+    async def get_job(self, *, namespace: str, name: str) -> Obj | None:
+        return copy.deepcopy(self.jobs.get(name))
+
+    async def create_job(self, *, namespace: str, body: Obj) -> Obj:
+        await asyncio.sleep(0)
+        name = body["metadata"]["name"]
+        self.calls.append(f"create_job {name}")
+        if name in self.jobs:
+            raise Conflict("exists")
+        return copy.deepcopy(self.add_job(body))
+
+    async def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(f"delete_job {name}")
+        if name in self.jobs and self.jobs[name]["metadata"]["uid"] == uid:
+            del self.jobs[name]
+
+    async def list_worker_pods(self, *, namespace: str, reportjob: str) -> list[Obj]:
+        return [
+            copy.deepcopy(pod)
+            for pod in self.pods
+            if pod["metadata"]["labels"].get("reportjobs.io/reportjob") == reportjob
+        ]
+
+
+class FakeLeaseApi:
+    def __init__(self) -> None:
+        self.leases: dict[str, Obj] = {}
+        self.failing = False
+        self._versions = itertools.count(1)
+
+    def _check(self) -> None:
+        if self.failing:
+            raise OSError("API server unreachable")
+
+    async def get_lease(self, *, namespace: str, name: str) -> Obj | None:
+        self._check()
+        return copy.deepcopy(self.leases.get(name))
+
+    async def create_lease(self, *, namespace: str, body: Obj) -> Obj:
+        self._check()
+        name = body["metadata"]["name"]
+        if name in self.leases:
+            raise Conflict("exists")
+        return self._store(body)
+
+    async def replace_lease(self, *, namespace: str, body: Obj) -> Obj:
+        self._check()
+        current = self.leases[body["metadata"]["name"]]
+        if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise Conflict("stale")
+        return self._store(body)
+
+    def _store(self, body: Obj) -> Obj:
+        lease = copy.deepcopy(body)
+        lease["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.leases[lease["metadata"]["name"]] = lease
+        return copy.deepcopy(lease)
+
+
+def reportjob(
+    *,
+    name: str = "rj-0123456789abcdef01234567-5",
+    object_id: str = "invoice-42",
+    created: float = 5 * 300 + 10,
+    bucket: int = 5,
+    window: int = 300,
+    timeout: int = 60,
+    status: dict[str, Any] | None = None,
+) -> Obj:
+    """A ReportJob as the API server returns it."""
+    return {
+        "apiVersion": "reportjobs.io/v1alpha1",
+        "kind": "ReportJob",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": new_uid(),
+            "resourceVersion": "1",
+            "generation": 1,
+            "creationTimestamp": stamp(created),
+            "labels": {"app.kubernetes.io/managed-by": "reportjobs-gateway"},
+        },
+        "spec": {
+            "objectId": object_id,
+            "timeoutSeconds": timeout,
+            "windowSeconds": window,
+            "bucket": bucket,
+        },
+        **({"status": status} if status is not None else {}),
+    }

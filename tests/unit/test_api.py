@@ -1,0 +1,257 @@
+"""The HTTP API with a fake store in place of the Kubernetes API."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from reportjobs_gateway.deps import get_store
+from reportjobs_gateway.main import create_app
+from reportjobs_gateway.ports import JobStore
+from reportjobs_gateway.settings import GatewaySettings
+from reportjobs_model.naming import job_name, object_hash
+from tests.unit.fakes import DownStore, FakeStore, reportjob
+
+W = 300
+B = 5_666_666
+NOW = B * W + 100
+
+
+def _app(store: JobStore) -> FastAPI:
+    settings = GatewaySettings(
+        namespace="test",
+        pod_name="gateway-0",
+        window_seconds=W,
+        default_timeout_seconds=30,
+        max_timeout_seconds=120,
+    )
+    app = create_app(settings)
+    app.dependency_overrides[get_store] = lambda: store
+    return app
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore(now=NOW)
+
+
+@pytest.fixture
+def client(store: FakeStore) -> Iterator[TestClient]:
+    with TestClient(_app(store)) as client:
+        yield client
+
+
+def _problems(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 422, response.text
+    detail: list[dict[str, Any]] = response.json()["detail"]
+    assert detail
+    assert all({"loc", "msg", "type"} <= set(issue) for issue in detail)
+    return detail
+
+
+def test_post_creates_a_job(client: TestClient) -> None:
+    response = client.post("/jobs", json={"object_id": "invoice-42"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    expected_id = job_name(object_id="invoice-42", bucket=B)
+    assert response.headers["location"] == f"/jobs/{expected_id}"
+    assert response.headers["x-served-by"] == "gateway-0"
+    assert body == {
+        "job_id": expected_id,
+        "object_id": "invoice-42",
+        "status": "Pending",
+        "sleep_seconds": None,
+        "timeout_seconds": 30,
+        "attempts": 0,
+        "created_at": "2023-11-14T22:11:40Z",
+        "started_at": None,
+        "finished_at": None,
+        "message": None,
+    }
+
+
+def test_put_deduplicates_with_200(client: TestClient) -> None:
+    first = client.post("/jobs", json={"object_id": "invoice-42", "timeout_seconds": 5})
+    second = client.put("/jobs", json={"object_id": "invoice-42", "timeout_seconds": 120})
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json() == first.json()
+    assert second.headers["location"] == first.headers["location"]
+    assert second.json()["timeout_seconds"] == 5
+
+
+def test_get_returns_the_job_with_its_status(client: TestClient, store: FakeStore) -> None:
+    job_id = client.post("/jobs", json={"object_id": "x"}).json()["job_id"]
+    store.objects[job_id]["status"] = {
+        "phase": "Succeeded",
+        "sleepSeconds": 21,
+        "attempts": 2,
+        "startedAt": "2023-11-14T22:11:45+00:00",
+        "finishedAt": "2023-11-14T22:12:06Z",
+        "message": "Succeeded: the worker slept 21 seconds",
+    }
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "Succeeded"
+    assert (body["sleep_seconds"], body["attempts"]) == (21, 2)
+    assert body["started_at"] == "2023-11-14T22:11:45Z"
+    assert body["finished_at"] == "2023-11-14T22:12:06Z"
+    assert body["message"] == "Succeeded: the worker slept 21 seconds"
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [job_name(object_id="never", bucket=B), "nope", "rj-zz-1", "..%2F..%2Fsecrets"],
+)
+def test_unknown_job_is_404_json(client: TestClient, job_id: str) -> None:
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 404
+    assert "not found" in response.json()["detail"].lower()
+    assert response.headers["x-served-by"] == "gateway-0"
+
+
+def test_late_job_is_404(client: TestClient, store: FakeStore) -> None:
+    name = job_name(object_id="x", bucket=B - 1)
+    store.objects[name] = reportjob(name=name, object_id="x", bucket=B - 1, created=B * W + 1)
+    assert client.get(f"/jobs/{name}").status_code == 404
+
+
+def test_list_is_newest_first_and_skips_late_and_foreign(
+    client: TestClient, store: FakeStore
+) -> None:
+    labels = {"reportjobs.io/object-hash": object_hash("x")}
+    older = reportjob(name=job_name(object_id="x", bucket=B - 3), object_id="x", bucket=B - 3)
+    older["metadata"]["creationTimestamp"] = "2023-11-14T21:56:41Z"
+    late = reportjob(name=job_name(object_id="x", bucket=B - 2), bucket=B - 2, object_id="x")
+    late["metadata"]["creationTimestamp"] = "2023-11-14T22:06:41Z"
+    collision = reportjob(name="rj-other", object_id="y", bucket=B)
+    for obj in (older, late, collision):
+        obj["metadata"]["labels"].update(labels)
+        store.objects[obj["metadata"]["name"]] = obj
+    newest = client.post("/jobs", json={"object_id": "x"}).json()
+    response = client.get("/jobs", params={"object_id": "x"})
+    assert response.status_code == 200
+    assert [job["job_id"] for job in response.json()["items"]] == [
+        newest["job_id"],
+        older["metadata"]["name"],
+    ]
+
+
+def test_list_of_an_unknown_object_is_empty(client: TestClient) -> None:
+    response = client.get("/jobs", params={"object_id": "nothing"})
+    assert response.status_code == 200
+    assert response.json() == {"items": []}
+
+
+@pytest.mark.parametrize(
+    "object_id", ["報告-📄-ü", "📄" * 256, "a" * 256, " ", "with\nnewline", "\u0000"]
+)
+def test_any_unicode_up_to_256_characters_is_accepted(client: TestClient, object_id: str) -> None:
+    response = client.post("/jobs", json={"object_id": object_id})
+    assert response.status_code == 201, response.text
+    assert response.json()["object_id"] == object_id
+    listed = client.get("/jobs", params={"object_id": object_id}).json()["items"]
+    assert [job["object_id"] for job in listed] == [object_id]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"object_id": "a" * 257}, "object_id", "at most 256 characters"),
+        ({"object_id": "📄" * 257}, "object_id", "at most 256 characters"),
+        ({"object_id": ""}, "object_id", "at least 1 character"),
+        ({}, "object_id", "Field required"),
+        ({"object_id": 42}, "object_id", "valid string"),
+        ({"object_id": None}, "object_id", "valid string"),
+        ({"object_id": ["a"]}, "object_id", "valid string"),
+        ({"object_id": "x", "timeout_seconds": 0}, "timeout_seconds", "greater than or equal"),
+        ({"object_id": "x", "timeout_seconds": 121}, "timeout_seconds", "less than or equal"),
+        ({"object_id": "x", "timeout_seconds": "5"}, "timeout_seconds", "valid integer"),
+        ({"object_id": "x", "timeout_seconds": 5.5}, "timeout_seconds", "valid integer"),
+        ({"object_id": "x", "timeout_seconds": True}, "timeout_seconds", "valid integer"),
+        ({"object_id": "x", "priority": 1}, "priority", "Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_submissions_are_422(
+    client: TestClient, store: FakeStore, body: dict[str, Any], field: str, words: str
+) -> None:
+    for method in ("POST", "PUT"):
+        (problem,) = _problems(client.request(method, "/jobs", json=body))
+        assert problem["loc"] == ["body", field]
+        assert words in problem["msg"]
+    assert store.objects == {}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "words"),
+    [
+        (b'{"object_id": ', "application/json", "Malformed JSON"),
+        (b"object_id=x", "application/x-www-form-urlencoded", "must be a JSON object"),
+        (b'["x"]', "application/json", "must be a JSON object"),
+        (b'"x"', "application/json", "must be a JSON object"),
+        (b'{"object_id": "\\ud800"}', "application/json", "unicode"),
+    ],
+)
+def test_malformed_bodies_are_422(
+    client: TestClient, content: bytes, content_type: str, words: str
+) -> None:
+    response = client.post("/jobs", content=content, headers={"content-type": content_type})
+    (problem,) = _problems(response)
+    assert words.lower() in problem["msg"].lower()
+
+
+def test_a_body_without_content_type_is_read_as_json(client: TestClient) -> None:
+    response = client.post("/jobs", content=b'{"object_id": "no-header"}')
+    assert response.status_code == 201
+
+
+def test_list_needs_a_valid_object_id(client: TestClient) -> None:
+    assert _problems(client.get("/jobs"))[0]["loc"] == ["query", "object_id"]
+    assert (
+        "at most 256" in _problems(client.get("/jobs", params={"object_id": "a" * 257}))[0]["msg"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/jobs", {"object_id": "x"}),
+        ("PUT", "/jobs", {"object_id": "x"}),
+        ("GET", f"/jobs/{job_name(object_id='x', bucket=B)}", None),
+        ("GET", "/jobs?object_id=x", None),
+        ("GET", "/readyz", None),
+    ],
+)
+def test_kubernetes_unreachable_is_503_json(method: str, path: str, body: Any) -> None:
+    with TestClient(_app(DownStore())) as client:
+        response = client.request(method, path, json=body)
+    assert response.status_code == 503
+    assert "Kubernetes API" in response.json()["detail"]
+    assert response.headers["x-served-by"] == "gateway-0"
+
+
+def test_an_unexpected_error_is_500_json_without_a_trace() -> None:
+    app = _app(DownStore(RuntimeError("secret internals")))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/jobs", json={"object_id": "x"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}
+    assert "secret" not in response.text
+    assert response.headers["x-served-by"] == "gateway-0"
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+def test_openapi_and_docs(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"post", "put", "get"} <= set(schema["paths"]["/jobs"])
+    assert "/jobs/{job_id}" in schema["paths"]
+    submission = schema["components"]["schemas"]["JobSubmission"]
+    assert submission["additionalProperties"] is False
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,183 @@
+"""The status a ReportJob gets from its Job and worker pods."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from reportjobs_operator.status import build_status
+from tests.unit.fakes import reportjob
+
+NOW = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
+NOW_TEXT = "2024-05-01T12:00:30Z"
+EARLIER = "2024-05-01T11:00:00Z"
+
+
+def _job(*conditions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "rj-a-1", "uid": "job-uid"},
+        "status": {"conditions": list(conditions)},
+    }
+
+
+def _condition(kind: str, reason: str | None = None, message: str | None = None) -> dict[str, Any]:
+    condition = {"type": kind, "status": "True", "lastTransitionTime": "2024-05-01T12:00:20+00:00"}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _pod(name: str, phase: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    statuses = [{"name": "worker", "state": state}] if state else []
+    return {
+        "metadata": {"name": name, "labels": {"reportjobs.io/reportjob": "rj-a-1"}},
+        "status": {"phase": phase, "containerStatuses": statuses},
+    }
+
+
+def _running(name: str, started: str = "2024-05-01T12:00:01+00:00") -> dict[str, Any]:
+    return _pod(name, "Running", {"running": {"startedAt": started}})
+
+
+def _succeeded(name: str, report: dict[str, Any] | None) -> dict[str, Any]:
+    terminated = {
+        "exitCode": 0,
+        "startedAt": "2024-05-01T12:00:01+00:00",
+        "finishedAt": "2024-05-01T12:00:19+00:00",
+        "message": json.dumps(report) if report is not None else "",
+    }
+    return _pod(name, "Succeeded", {"terminated": terminated})
+
+
+def _status(
+    job: dict[str, Any] | None, pods: list[dict[str, Any]], previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    rj = reportjob(name="rj-a-1", timeout=45, status=previous or {"sleepSeconds": 18})
+    return build_status(reportjob=rj, job=job, pods=pods, now=NOW)
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_pending_before_the_job_exists() -> None:
+    status = _status(None, [])
+    assert status["phase"] == "Pending"
+    assert status["sleepSeconds"] == 18
+    assert (status["attempts"], status["pods"]) == (0, [])
+    assert status["observedGeneration"] == 1
+    assert "jobName" not in status
+    assert "startedAt" not in status
+    assert "finishedAt" not in status
+    conditions = _conditions(status)
+    assert conditions["JobCreated"]["status"] == "False"
+    assert (conditions["Complete"]["status"], conditions["Complete"]["reason"]) == (
+        "False",
+        "Pending",
+    )
+    assert conditions["Complete"]["lastTransitionTime"] == NOW_TEXT
+
+
+def test_pending_shows_why_the_pod_waits() -> None:
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}
+    status = _status(_job(), [_pod("rj-a-1-x", "Pending", waiting)])
+    assert status["phase"] == "Pending"
+    assert "ImagePullBackOff" in status["message"]
+    assert status["jobName"] == "rj-a-1"
+    assert _conditions(status)["JobCreated"]["status"] == "True"
+
+
+def test_running() -> None:
+    status = _status(_job(), [_running("rj-a-1-x")])
+    assert status["phase"] == "Running"
+    assert status["startedAt"] == "2024-05-01T12:00:01Z"
+    assert (status["attempts"], status["pods"]) == (1, ["rj-a-1-x"])
+    assert _conditions(status)["Complete"]["reason"] == "Running"
+
+
+def test_succeeded_reports_the_workers_sleep() -> None:
+    pods = [_succeeded("rj-a-1-x", {"sleptSeconds": 18})]
+    status = _status(_job(_condition("Complete")), pods)
+    assert status["phase"] == "Succeeded"
+    assert status["finishedAt"] == "2024-05-01T12:00:20Z"
+    assert "18 seconds" in status["message"]
+    complete = _conditions(status)["Complete"]
+    assert (complete["status"], complete["reason"]) == ("True", "Succeeded")
+
+
+def test_succeeded_without_a_report() -> None:
+    status = _status(_job(_condition("Complete")), [_succeeded("rj-a-1-x", None)])
+    assert status["phase"] == "Succeeded"
+    assert "no report" in status["message"]
+
+
+def test_deadline_exceeded_is_timed_out() -> None:
+    failed = _condition("Failed", "DeadlineExceeded", "Job was active longer than specified")
+    status = _status(_job(failed), [_running("rj-a-1-x")])
+    assert status["phase"] == "TimedOut"
+    assert "45 seconds" in status["message"]
+    assert status["finishedAt"] == "2024-05-01T12:00:20Z"
+    assert _conditions(status)["Complete"]["reason"] == "TimedOut"
+
+
+def test_other_failures_are_failed() -> None:
+    failed = _condition("Failed", "BackoffLimitExceeded", "Job has reached the backoff limit")
+    status = _status(_job(failed), [])
+    assert status["phase"] == "Failed"
+    assert "BackoffLimitExceeded" in status["message"]
+
+
+def test_a_false_condition_does_not_count() -> None:
+    job = _job({"type": "Failed", "status": "False", "reason": "DeadlineExceeded"})
+    assert _status(job, [_running("p")])["phase"] == "Running"
+
+
+def test_attempts_are_the_union_of_pod_names() -> None:
+    previous = {"sleepSeconds": 18, "phase": "Running", "pods": ["rj-a-1-a", "rj-a-1-b"]}
+    pods = [_pod("rj-a-1-b", "Failed"), _running("rj-a-1-c")]
+    status = _status(_job(), pods, previous)
+    assert status["pods"] == ["rj-a-1-a", "rj-a-1-b", "rj-a-1-c"]
+    assert status["attempts"] == 3
+
+
+def test_terminal_phases_never_change() -> None:
+    previous = {
+        "sleepSeconds": 18,
+        "phase": "Succeeded",
+        "finishedAt": EARLIER,
+        "message": "Succeeded: the worker slept 18 seconds",
+        "pods": ["rj-a-1-a"],
+        "jobName": "rj-a-1",
+    }
+    failed = _job(_condition("Failed", "DeadlineExceeded"))
+    for job in (None, failed):
+        status = _status(job, [], previous)
+        assert status["phase"] == "Succeeded"
+        assert status["finishedAt"] == EARLIER
+        assert status["message"] == previous["message"]
+        assert status["attempts"] == 1
+
+
+def test_condition_times_move_only_on_transitions() -> None:
+    first = _status(_job(), [_running("p")])
+    assert _conditions(first)["Complete"]["lastTransitionTime"] == NOW_TEXT
+    aged = {
+        **first,
+        "conditions": [{**c, "lastTransitionTime": EARLIER} for c in first["conditions"]],
+    }
+    same = _status(_job(), [_running("p")], aged)
+    assert {c["lastTransitionTime"] for c in same["conditions"]} == {EARLIER}
+    assert same == aged
+
+    done = _status(_job(_condition("Complete")), [_succeeded("p", {"sleptSeconds": 18})], aged)
+    assert _conditions(done)["Complete"]["lastTransitionTime"] == NOW_TEXT
+    assert _conditions(done)["JobCreated"]["lastTransitionTime"] == EARLIER
+
+
+def test_observed_generation() -> None:
+    rj = reportjob(status={"sleepSeconds": 1})
+    rj["metadata"]["generation"] = 4
+    status = build_status(reportjob=rj, job=None, pods=[], now=NOW)
+    assert status["observedGeneration"] == 4
+    assert {c["observedGeneration"] for c in status["conditions"]} == {4}

@@ -1,0 +1,1 @@
+"""The container a Job runs: sleep N seconds, report what happened."""
