@@ -24,8 +24,19 @@ def _helm_cli(*, args: argparse.Namespace) -> int:
     if args.action == "deploy":
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as values:
             json.dump(args.values, values)
-        command = [*base, "upgrade", "--install", args.release, str(CHART), "--create-namespace",
-                   "--wait", "--timeout", f"{args.timeout}s", "-f", values.name]
+        command = [
+            *base,
+            "upgrade",
+            "--install",
+            args.release,
+            str(CHART),
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            f"{args.timeout}s",
+            "-f",
+            values.name,
+        ]
     elif args.action == "test":
         command = [*base, "test", args.release, "--logs", "--timeout", f"{args.timeout}s"]
     else:
@@ -41,17 +52,31 @@ def _helm_sdk(*, args: argparse.Namespace) -> int:
             try:
                 config.status(args.release)
             except helm_python.HelmNotFoundError:
-                config.install(CHART, args.release, args.values, namespace=args.namespace,
-                               create_namespace=True, wait="watcher", timeout=args.timeout)
+                config.install(
+                    CHART,
+                    args.release,
+                    args.values,
+                    namespace=args.namespace,
+                    create_namespace=True,
+                    wait="watcher",
+                    timeout=args.timeout,
+                )
             else:
-                config.upgrade(CHART, args.release, args.values, namespace=args.namespace,
-                               wait="watcher", timeout=args.timeout)
+                config.upgrade(
+                    CHART,
+                    args.release,
+                    args.values,
+                    namespace=args.namespace,
+                    wait="watcher",
+                    timeout=args.timeout,
+                )
         elif args.action == "test":
             result = config.test(args.release, timeout=args.timeout, logs=True)
             print(result.get("logs", "") if isinstance(result, dict) else result)
         else:
-            config.uninstall(args.release, ignore_not_found=True, wait="watcher",
-                             timeout=args.timeout)
+            config.uninstall(
+                args.release, ignore_not_found=True, wait="watcher", timeout=args.timeout
+            )
     return 0
 
 

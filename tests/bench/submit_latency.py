@@ -12,18 +12,20 @@ import argparse
 import json
 import statistics
 import time
-import uuid
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 
 def submit(url: str, object_id: str) -> tuple[int, float]:
     request = urllib.request.Request(
-        f"{url}/jobs", data=json.dumps({"object_id": object_id}).encode(), method="POST",
+        f"{url}/jobs",
+        data=json.dumps({"object_id": object_id}).encode(),
+        method="POST",
         headers={"content-type": "application/json"},
     )
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local URL
+    with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
         return response.status, time.perf_counter() - started
 
@@ -32,8 +34,10 @@ def summary(name: str, samples: list[float]) -> float:
     ordered = sorted(samples)
     p50 = statistics.median(ordered)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    print(f"{name:>14}: n={len(ordered)} p50={p50 * 1000:.1f} ms p95={p95 * 1000:.1f} ms "
-          f"max={ordered[-1] * 1000:.1f} ms")
+    print(
+        f"{name:>14}: n={len(ordered)} p50={p50 * 1000:.1f} ms p95={p95 * 1000:.1f} ms "
+        f"max={ordered[-1] * 1000:.1f} ms"
+    )
     return p50
 
 

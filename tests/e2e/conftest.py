@@ -118,9 +118,11 @@ def deploy_release(
 
     def deploy(**overrides: Any) -> Release:
         repository, tag = image_ref.rsplit(":", 1)
-        values = merge(merge(FAST_VALUES, {"image": {"repository": repository, "tag": tag}}),
-                       overrides)
-        return Release(cluster=cluster, kubeconfig=kubeconfig, namespace=namespace,
-                       values=values).deploy()
+        values = merge(
+            merge(FAST_VALUES, {"image": {"repository": repository, "tag": tag}}), overrides
+        )
+        return Release(
+            cluster=cluster, kubeconfig=kubeconfig, namespace=namespace, values=values
+        ).deploy()
 
     return deploy

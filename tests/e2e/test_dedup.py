@@ -24,8 +24,9 @@ def test_fifty_concurrent_posts_over_two_gateways_make_one_job(
     assert len({a.served_by for a in answers}) >= 2, "both gateway replicas must have answered"
     job_id = answers[0].body["job_id"]
     # The one ReportJob becomes exactly one batch Job.
-    wait_until(lambda: cluster.worker_pods(release.namespace, job_id), timeout=120,
-               what="the worker pod")
+    wait_until(
+        lambda: cluster.worker_pods(release.namespace, job_id), timeout=120, what="the worker pod"
+    )
     assert [rj["metadata"]["name"] for rj in cluster.reportjobs(release.namespace)] == [job_id]
     assert [job.metadata.name for job in cluster.jobs(release.namespace)] == [job_id]
 
@@ -57,15 +58,23 @@ def test_submission_past_a_bucket_boundary_within_the_window_is_deduplicated(
     window = 20
     gateway = deploy_release(dedup={"windowSeconds": window}).gateway
     # Submit late in a bucket (the API server runs on this clock too) ...
-    wait_until(lambda: window - 6 <= time.time() % window <= window - 3, timeout=60,
-               interval=0.2, what="the last seconds of a window bucket")
+    wait_until(
+        lambda: window - 6 <= time.time() % window <= window - 3,
+        timeout=60,
+        interval=0.2,
+        what="the last seconds of a window bucket",
+    )
     bucket = int(time.time() // window)
     first = gateway.submit("boundary-object")
     assert first.status == 201
     assert first.body["job_id"].endswith(f"-{bucket}")
     # ... and again just after the boundary, well within the window of the first job.
-    wait_until(lambda: int(time.time() // window) == bucket + 1 and time.time() % window >= 1,
-               timeout=30, interval=0.2, what="the next bucket")
+    wait_until(
+        lambda: int(time.time() // window) == bucket + 1 and time.time() % window >= 1,
+        timeout=30,
+        interval=0.2,
+        what="the next bucket",
+    )
     again = gateway.submit("boundary-object")
     assert again.status == 200, again.body
     assert again.body["job_id"] == first.body["job_id"]

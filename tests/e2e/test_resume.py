@@ -31,8 +31,11 @@ def test_operator_killed_while_jobs_are_created_and_running(
 
     # Kill the operator while it is creating Jobs, then again while they run.
     killed = kill_all(cluster, namespace, "operator")
-    wait_until(lambda: any(gateway.job(j).body["status"] == "Running" for j in job_ids),
-               timeout=180, what="some job to run under the restarted operator")
+    wait_until(
+        lambda: any(gateway.job(j).body["status"] == "Running" for j in job_ids),
+        timeout=180,
+        what="some job to run under the restarted operator",
+    )
     killed += kill_all(cluster, namespace, "operator")
     assert len(killed) >= 2
 
@@ -69,8 +72,9 @@ def test_worker_pod_killed_mid_run_reruns_with_the_same_sleep(
 def test_gateway_killed_during_submissions_loses_no_accepted_job(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(gateway={"replicas": 2}, job={"sleepMinSeconds": 1,
-                                                           "sleepMaxSeconds": 2})
+    release = deploy_release(
+        gateway={"replicas": 2}, job={"sleepMinSeconds": 1, "sleepMaxSeconds": 2}
+    )
     gateway, namespace = release.gateway, release.namespace
     accepted: list[Answer] = []
     refused: list[int] = []
@@ -85,7 +89,8 @@ def test_gateway_killed_during_submissions_loses_no_accepted_job(
                 refused.append(-1)
             else:
                 (accepted if answer.status in (200, 201) else refused).append(
-                    answer if answer.status in (200, 201) else answer.status)
+                    answer if answer.status in (200, 201) else answer.status
+                )
             n += 1
             stop.wait(0.3)  # pacing: a bounded load, not a wait for a condition
 

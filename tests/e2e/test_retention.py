@@ -19,12 +19,19 @@ def test_finished_jobs_and_reportjobs_are_garbage_collected(
 
     # The outcome is in the ReportJob, so the batch Job and its pods go.
     wait_until(lambda: not cluster.jobs(namespace), timeout=60, what="the batch Job to be deleted")
-    wait_until(lambda: not cluster.worker_pods(namespace, job_id), timeout=60,
-               what="the worker pods to be deleted")
+    wait_until(
+        lambda: not cluster.worker_pods(namespace, job_id),
+        timeout=60,
+        what="the worker pods to be deleted",
+    )
     stored = cluster.reportjob(namespace, job_id)
-    assert stored is not None and stored["status"]["phase"] == "Succeeded"
+    assert stored is not None
+    assert stored["status"]["phase"] == "Succeeded"
 
     # After the retention time the ReportJob itself goes.
-    wait_until(lambda: cluster.reportjob(namespace, job_id) is None, timeout=120,
-               what="the ReportJob to be deleted after retention")
+    wait_until(
+        lambda: cluster.reportjob(namespace, job_id) is None,
+        timeout=120,
+        what="the ReportJob to be deleted after retention",
+    )
     assert gateway.job(job_id).status == 404

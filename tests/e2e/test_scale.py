@@ -33,8 +33,10 @@ def test_standby_operator_takes_over_when_the_leader_dies(
     killed_at = time.monotonic()
     cluster.force_delete_pod(namespace, leader)
     new_leader = wait_until(
-        lambda: (h := lease_holder(cluster, namespace)) and h != leader and h, timeout=120,
-        interval=0.5, what="a new lease holder",
+        lambda: (h := lease_holder(cluster, namespace)) and h != leader and h,
+        timeout=120,
+        interval=0.5,
+        what="a new lease holder",
     )
     takeover = time.monotonic() - killed_at
     print(f"operator takeover: {takeover:.1f}s (lease duration 10s), {leader} -> {new_leader}")

@@ -8,22 +8,36 @@ from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
 
 
-def assert_timed_out(cluster: Cluster, namespace: str, job: dict[str, object], timeout: int) -> None:
+def assert_timed_out(
+    cluster: Cluster, namespace: str, job: dict[str, object], timeout: int
+) -> None:
     assert job["status"] == "TimedOut", job
     assert job["timeout_seconds"] == timeout
     assert str(timeout) in str(job["message"]), job["message"]
     wait_until(
-        lambda: not [p for p in cluster.worker_pods(namespace, str(job["job_id"]))
-                     if p.status.phase in ("Pending", "Running")],
-        timeout=60, what="no worker pod left running",
+        lambda: (
+            not [
+                p
+                for p in cluster.worker_pods(namespace, str(job["job_id"]))
+                if p.status.phase in ("Pending", "Running")
+            ]
+        ),
+        timeout=60,
+        what="no worker pod left running",
     )
 
 
 def test_configured_timeout_cancels_a_long_job(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(job={"sleepMinSeconds": 30, "sleepMaxSeconds": 30,
-                                  "timeoutSeconds": 5, "maxTimeoutSeconds": 5})
+    release = deploy_release(
+        job={
+            "sleepMinSeconds": 30,
+            "sleepMaxSeconds": 30,
+            "timeoutSeconds": 5,
+            "maxTimeoutSeconds": 5,
+        }
+    )
     answer = release.gateway.submit("slow-object")
     assert answer.status == 201
     job = wait_terminal(release.gateway, answer.body["job_id"], timeout=120)

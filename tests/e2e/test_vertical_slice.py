@@ -15,15 +15,21 @@ def test_post_runs_a_real_job_to_success(deploy_release: DeployRelease, cluster:
     assert answer.body["object_id"] == "slice-object"
 
     # A real batch/v1 Job and a real worker pod appear.
-    wait_until(lambda: cluster.worker_pods(release.namespace, job_id), timeout=120,
-               what="a worker pod for the job")
+    wait_until(
+        lambda: cluster.worker_pods(release.namespace, job_id),
+        timeout=120,
+        what="a worker pod for the job",
+    )
     done = wait_until(
         lambda: (body := release.gateway.job(job_id).body).get("status") in TERMINAL and body,
-        timeout=180, what=f"{job_id} to reach a terminal status",
+        timeout=180,
+        what=f"{job_id} to reach a terminal status",
     )
     assert done["status"] == "Succeeded", done
     assert 2 <= done["sleep_seconds"] <= 4
-    assert done["created_at"] and done["started_at"] and done["finished_at"]
+    assert done["created_at"]
+    assert done["started_at"]
+    assert done["finished_at"]
     assert done["created_at"] <= done["started_at"] <= done["finished_at"]
 
     stored = cluster.reportjob(release.namespace, job_id)

@@ -19,5 +19,8 @@ def wait_terminal(gateway: Gateway, job_id: str, *, timeout: float = 180) -> dic
 
 
 def wait_status(gateway: Gateway, job_id: str, status: str, *, timeout: float = 120) -> None:
-    wait_until(lambda: gateway.job(job_id).body.get("status") == status, timeout=timeout,
-               what=f"job {job_id} to be {status}")
+    wait_until(
+        lambda: gateway.job(job_id).body.get("status") == status,
+        timeout=timeout,
+        what=f"job {job_id} to be {status}",
+    )

@@ -54,7 +54,9 @@ class Cluster:
         return list(self.batch.list_namespaced_job(namespace).items)
 
     def worker_pods(self, namespace: str, reportjob: str | None = None) -> list[client.V1Pod]:
-        selector = f"reportjobs.io/reportjob={reportjob}" if reportjob else "reportjobs.io/reportjob"
+        selector = (
+            f"reportjobs.io/reportjob={reportjob}" if reportjob else "reportjobs.io/reportjob"
+        )
         return list(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
 
     def pods(self, namespace: str, component: str) -> list[client.V1Pod]:

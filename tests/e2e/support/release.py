@@ -36,10 +36,27 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def helmctl(action: str, *, kubeconfig: str, namespace: str, values: dict[str, Any] | None = None,
-            timeout: int = 300) -> None:
-    command = [sys.executable, str(HELMCTL), action, "--kubeconfig", kubeconfig,
-               "--release", RELEASE, "--namespace", namespace, "--timeout", str(timeout)]
+def helmctl(
+    action: str,
+    *,
+    kubeconfig: str,
+    namespace: str,
+    values: dict[str, Any] | None = None,
+    timeout: int = 300,
+) -> None:
+    command = [
+        sys.executable,
+        str(HELMCTL),
+        action,
+        "--kubeconfig",
+        kubeconfig,
+        "--release",
+        RELEASE,
+        "--namespace",
+        namespace,
+        "--timeout",
+        str(timeout),
+    ]
     if values is not None:
         command += ["--values", json.dumps(values)]
     subprocess.run(command, check=True, timeout=timeout + 60)
@@ -66,10 +83,14 @@ class Release:
             want = int(self.values.get(key, {}).get("replicas", 2))
             wait_until(
                 lambda c=component, n=want: len(self.cluster.ready_pods(self.namespace, c)) >= n,
-                timeout=timeout, what=f"{want} ready {component} pod(s) in {self.namespace}",
+                timeout=timeout,
+                what=f"{want} ready {component} pod(s) in {self.namespace}",
             )
-        wait_until(lambda: self.gateway.request("GET", "/readyz").status == 200,
-                   timeout=timeout, what="the gateway to answer /readyz through its Service")
+        wait_until(
+            lambda: self.gateway.request("GET", "/readyz").status == 200,
+            timeout=timeout,
+            what="the gateway to answer /readyz through its Service",
+        )
 
     def uninstall(self) -> None:
         helmctl("uninstall", kubeconfig=self.kubeconfig, namespace=self.namespace)
