@@ -35,7 +35,10 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=reportjobs \
+    LOGNAME=reportjobs
+# USER/LOGNAME: uid 10001 has no passwd entry, and getpass.getuser() (kopf asks it) needs a name.
 WORKDIR /tmp
 # Numeric, so no passwd entry is needed and Kubernetes can verify runAsNonRoot.
 USER 10001:10001
