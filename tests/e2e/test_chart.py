@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import urllib.request
 
 from kubernetes import client
 
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.kube import Cluster
+from tests.e2e.support.polling import wait_until
 from tests.e2e.support.release import helmctl
 
 
@@ -83,3 +86,31 @@ def test_kubectl_get_reportjobs_is_a_first_class_view(
     assert header == ["NAME", "OBJECT", "STATUS", "SLEEP", "ATTEMPTS", "AGE"], output
     assert answer.body["job_id"] in output
     assert "kubectl-view" in output
+
+
+def test_gateway_is_reachable_through_a_node_port(
+    deploy_release: DeployRelease, cluster: Cluster
+) -> None:
+    """`make up` publishes the gateway as NodePort 30080; here Kubernetes picks the port, so the
+    test never collides with a `make up` release on the same cluster."""
+    release = deploy_release(service={"type": "NodePort", "nodePort": None})
+    service = cluster.core.read_namespaced_service("reportjobs-gateway", release.namespace)
+    port = service.spec.ports[0].node_port
+    node = cluster.core.list_node().items[0]
+    address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
+    url = f"http://{address}:{port}"
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as answer:
+            return bool(answer.status == 200)
+
+    wait_until(ready, timeout=60, what=f"{url}/readyz")
+    request = urllib.request.Request(
+        f"{url}/jobs",
+        data=json.dumps({"object_id": "node-port-object"}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 201
+        assert json.loads(answer.read())["object_id"] == "node-port-object"
