@@ -55,6 +55,20 @@ def _worker_container(*, sleep_seconds: int, worker: WorkerTemplate) -> Obj:
     }
 
 
+def _spread_over_nodes() -> list[Obj]:
+    """Soft: worker pods of all ReportJobs spread over nodes; never blocks scheduling."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {
+                "matchExpressions": [{"key": labels.REPORTJOB, "operator": "Exists"}]
+            },
+        }
+    ]
+
+
 def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
     """Job named like the ReportJob, controlled by it, running the drawn sleep."""
     metadata = metadata_of(reportjob)
@@ -76,6 +90,7 @@ def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
         "terminationGracePeriodSeconds": 10,
         "securityContext": {"runAsNonRoot": True, "runAsUser": worker.uid, "fsGroup": worker.uid},
         "containers": [_worker_container(sleep_seconds=sleep_seconds, worker=worker)],
+        "topologySpreadConstraints": _spread_over_nodes(),
     }
     if worker.service_account:
         pod_spec["serviceAccountName"] = worker.service_account

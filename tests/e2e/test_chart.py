@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import urllib.request
+from pathlib import Path
 
 from kubernetes import client
 
@@ -12,6 +15,12 @@ from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
 from tests.e2e.support.release import helmctl
+
+
+def kubectl_binary() -> str:
+    """$KUBECTL, else kubectl on PATH, else the one the local test bed built."""
+    built = Path("/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl")
+    return os.environ.get("KUBECTL") or shutil.which("kubectl") or str(built)
 
 
 def can_i(
@@ -74,7 +83,7 @@ def test_kubectl_get_reportjobs_is_a_first_class_view(
 
     def table() -> str:
         return subprocess.run(
-            ["kubectl", "--kubeconfig", kubeconfig, "-n", release.namespace, "get", "rj"],
+            [kubectl_binary(), "--kubeconfig", kubeconfig, "-n", release.namespace, "get", "rj"],
             check=True,
             capture_output=True,
             text=True,

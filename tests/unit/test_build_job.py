@@ -67,3 +67,12 @@ def test_worker_container() -> None:
 def test_service_account_when_configured() -> None:
     _, job = _job(service_account="reportjobs-worker")
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "reportjobs-worker"
+
+
+def test_worker_pods_spread_over_nodes_softly() -> None:
+    _, job = _job()
+    (constraint,) = job["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert constraint["topologyKey"] == "kubernetes.io/hostname"
+    assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+    (selector,) = constraint["labelSelector"]["matchExpressions"]
+    assert selector == {"key": "reportjobs.io/reportjob", "operator": "Exists"}
