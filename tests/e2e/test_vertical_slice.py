@@ -36,3 +36,11 @@ def test_post_runs_a_real_job_to_success(deploy_release: DeployRelease, cluster:
     assert stored is not None
     assert stored["status"]["phase"] == "Succeeded"
     assert stored["status"]["sleepSeconds"] == done["sleep_seconds"]
+    # Kubernetes API conventions: a summary condition and observedGeneration.
+    assert stored["status"]["observedGeneration"] == stored["metadata"]["generation"]
+    conditions = {c["type"]: c for c in stored["status"]["conditions"]}
+    assert conditions["Complete"]["status"] == "True"
+    assert conditions["Complete"]["reason"] == "Succeeded"
+    assert conditions["JobCreated"]["status"] == "True"
+    for condition in conditions.values():
+        assert condition["lastTransitionTime"].endswith("Z")
