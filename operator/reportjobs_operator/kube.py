@@ -79,10 +79,21 @@ class KubeApi:
             )
         )
 
-    async def list_reportjob_names(self, *, namespace: str) -> list[str]:
+    async def list_reportjobs(self, *, namespace: str) -> list[Obj]:
         answer = await self._plain(
             self._objects.list_namespaced_custom_object(
                 **_CRD, namespace=namespace, _request_timeout=self._timeout
+            )
+        )
+        items: list[Obj] = answer.get("items") or []
+        return items
+
+    async def list_job_names(self, *, namespace: str) -> list[str]:
+        answer = await self._plain(
+            self._batch.list_namespaced_job(
+                namespace,
+                label_selector=f"{labels.MANAGED_BY}={labels.OPERATOR}",
+                _request_timeout=self._timeout,
             )
         )
         return [item["metadata"]["name"] for item in answer.get("items") or []]

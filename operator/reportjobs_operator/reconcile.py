@@ -2,7 +2,7 @@
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +45,15 @@ class Reconciler:
         self._clock = clock
         self._locks = KeyedLocks()
 
+    def is_settled(self, reportjob: Obj, *, has_job: bool) -> bool:
+        """Nothing to do until retention ends: terminal, Job gone (a resync may skip it)."""
+        status = status_of(reportjob)
+        if has_job or not Phase(status.get("phase", Phase.PENDING)).is_terminal:
+            return False
+        return not _retention_over(
+            status, retention_seconds=self._policy.retention_seconds, now=self._clock()
+        )
+
     async def reconcile(self, *, namespace: str, name: str) -> None:
         """Bring one ReportJob, its Job and its status in line; retried on write conflicts."""
         async with self._locks.hold((namespace, name)):
@@ -63,6 +72,12 @@ class Reconciler:
                     continue
                 return
             log.warning("gave up on %s/%s after %d conflicts", namespace, name, MAX_PASSES)
+
+
+def _retention_over(status: Mapping[str, Any], *, retention_seconds: int, now: datetime) -> bool:
+    finished = status.get("finishedAt")
+    retention = timedelta(seconds=retention_seconds)
+    return finished is not None and parse_rfc3339(finished) + retention < now
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,9 +154,8 @@ class _Pass:
         """Steps 5 and 6."""
         if job is not None:
             await self.api.delete_job(namespace=self.namespace, name=name_of(job), uid=uid_of(job))
-        finished = status_of(reportjob).get("finishedAt")
-        retention = timedelta(seconds=self.policy.retention_seconds)
-        if finished is not None and parse_rfc3339(finished) + retention < self.now:
+        status = status_of(reportjob)
+        if _retention_over(status, retention_seconds=self.policy.retention_seconds, now=self.now):
             log.info("retention over: deleting ReportJob %s", name_of(reportjob))
             await self._delete_reportjob(reportjob)
 

@@ -7,6 +7,7 @@ operator runs; this loop needs nothing on the objects.
 import asyncio
 import logging
 
+from reportjobs_model.reportjob import name_of
 from reportjobs_operator.aio import wait_for_flag
 from reportjobs_operator.ports import ReconcileApi
 from reportjobs_operator.reconcile import Reconciler
@@ -15,7 +16,13 @@ log = logging.getLogger(__name__)
 
 
 async def resync_once(*, reconciler: Reconciler, api: ReconcileApi, namespace: str) -> None:
-    for name in await api.list_reportjob_names(namespace=namespace):
+    """Two list calls, then a reconcile of each ReportJob that is not settled."""
+    reportjobs = await api.list_reportjobs(namespace=namespace)
+    jobs = set(await api.list_job_names(namespace=namespace))
+    for reportjob in reportjobs:
+        name = name_of(reportjob)
+        if reconciler.is_settled(reportjob, has_job=name in jobs):
+            continue
         try:
             await reconciler.reconcile(namespace=namespace, name=name)
         except Exception:

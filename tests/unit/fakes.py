@@ -150,8 +150,11 @@ class FakeOperatorApi:
         self.calls.append(f"get_reportjob {name}")
         return copy.deepcopy(self.reportjobs.get(name))
 
-    async def list_reportjob_names(self, *, namespace: str) -> list[str]:
-        return sorted(self.reportjobs)
+    async def list_reportjobs(self, *, namespace: str) -> list[Obj]:
+        return [copy.deepcopy(self.reportjobs[name]) for name in sorted(self.reportjobs)]
+
+    async def list_job_names(self, *, namespace: str) -> list[str]:
+        return sorted(self.jobs)
 
     async def replace_reportjob_status(self, *, namespace: str, body: Obj) -> Obj:
         await asyncio.sleep(0)
