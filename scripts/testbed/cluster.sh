@@ -33,6 +33,7 @@ case ${1:-} in
       rm -f "$KUBECONFIG_OUT"
     else
       bash "$here/local-cluster.sh" down
+      bash "$here/containerd.sh" stop
     fi ;;
   *) die "usage: $0 up|down" ;;
 esac

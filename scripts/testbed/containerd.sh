@@ -5,6 +5,15 @@ source "$(dirname "$0")/lib.sh"
 CONFIG=/etc/containerd/config.toml
 SOCK=/run/containerd/containerd.sock
 
+if [[ ${1:-} == stop ]]; then # `make cluster-down`: the containerd that `cluster-up` started
+  pids=$( (cat "$STATE_DIR/containerd.pid" 2>/dev/null; pgrep -f "^containerd --config $CONFIG") |
+    sort -u)
+  for pid in $pids; do as_root kill "$pid" 2>/dev/null || true; done
+  wait_for 30 "containerd to stop" bash -c "! pgrep -x containerd" || log "containerd still runs"
+  rm -f "$STATE_DIR/containerd.pid"
+  exit 0
+fi
+
 write_if_changed() { # path: content on stdin; returns 0 when the file changed
   local tmp
   tmp=$(mktemp)
@@ -63,7 +72,7 @@ fi
 if [[ -z $(containerd_pid) ]]; then
   mkdir -p "$STATE_DIR/logs"
   log "starting containerd"
-  as_root setsid containerd --config "$CONFIG" >>"$STATE_DIR/logs/containerd.log" 2>&1 </dev/null &
+  setsid containerd --config "$CONFIG" >>"$STATE_DIR/logs/containerd.log" 2>&1 </dev/null &
   echo $! >"$STATE_DIR/containerd.pid"
 fi
 wait_for 60 "containerd socket" ctr --address "$SOCK" version

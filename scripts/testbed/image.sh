@@ -20,7 +20,12 @@ TAG=$(inputs_hash)
 REF=$REPO:$TAG
 mkdir -p "$CLUSTER_DIR"
 
-in_containerd() { ctr -n k8s.io images ls -q 2>/dev/null | grep -qx "$1"; }
+in_containerd() { # on every node
+  local sock
+  for sock in $(containerd_sockets); do
+    ctr --address "$sock" -n k8s.io images ls -q 2>/dev/null | grep -qx "$1" || return 1
+  done
+}
 
 base_image() { # a Debian bookworm root with Python 3.11, made once and cached as an archive
   buildah inspect --type image "$BASE" >/dev/null 2>&1 && return 0
@@ -64,7 +69,10 @@ with_buildah() {
   local archive
   archive=$(mktemp -u --suffix=.tar)
   buildah push -q "$REF" "oci-archive:$archive:$REF"
-  ctr -n k8s.io images import "$archive" >/dev/null
+  local sock
+  for sock in $(containerd_sockets); do
+    ctr --address "$sock" -n k8s.io images import "$archive" >/dev/null
+  done
   rm -f "$archive"
   in_containerd "$REF" || die "ctr import did not register $REF"
   log "image $REF imported into containerd"

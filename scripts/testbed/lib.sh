@@ -48,4 +48,13 @@ use_kind() {
     timeout 10 docker info >/dev/null 2>&1
 }
 
+# The containerd of every node of the local cluster that is running (the second node is optional).
+containerd_sockets() {
+  local sock
+  for sock in /run/containerd/containerd.sock /run/containerd-node2/containerd.sock; do
+    [[ -S $sock ]] && ctr --address "$sock" --timeout 5s version >/dev/null 2>&1 && echo "$sock"
+  done
+  return 0
+}
+
 as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }

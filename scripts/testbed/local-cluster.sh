@@ -7,6 +7,9 @@ PIDS_FILE=$STATE_DIR/pids
 ADMIN_KUBECONFIG=/var/run/kubernetes/admin.kubeconfig
 COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 export PATH=$K8S_BIN_DIR:$PATH
+HERE=$(dirname "$0")
+# 2 (default): a second kubelet with its own containerd joins, so Jobs can spread over nodes.
+NODES=${REPORTJOBS_NODES:-2}
 
 cluster_healthy() {
   [[ -f $KUBECONFIG_OUT ]] &&
@@ -67,11 +70,12 @@ clean_leftovers() {
   rm -f "$KUBECONFIG_OUT"
 }
 
-up() {
+start_main_node() {
   if cluster_healthy; then
     log "local cluster already up ($KUBECONFIG_OUT)"
     return 0
   fi
+  bash "$HERE/second-node.sh" down
   stop_processes
   clean_leftovers
   mkdir -p "$STATE_DIR/logs" "$CLUSTER_DIR"
@@ -96,7 +100,13 @@ up() {
   log "local cluster is up: KUBECONFIG=$KUBECONFIG_OUT"
 }
 
+up() {
+  start_main_node
+  if ((NODES >= 2)); then bash "$HERE/second-node.sh" up; fi
+}
+
 down() {
+  bash "$HERE/second-node.sh" down
   stop_processes
   stop_pod_containers
   rm -f "$KUBECONFIG_OUT"

@@ -25,8 +25,8 @@ def test_worker_pods_spread_over_nodes(deploy_release: DeployRelease, cluster: C
     nodes = schedulable_nodes(cluster)
     if len(nodes) < 2:
         pytest.skip(
-            f"spreading needs 2+ schedulable nodes; this cluster has {nodes} (the no-Docker "
-            "test bed is single-node; kind-config.yaml has two workers)"
+            f"spreading needs 2+ schedulable nodes; this cluster has {nodes} (the test bed "
+            "has two unless REPORTJOBS_NODES=1; kind-config.yaml has two workers)"
         )
     release = deploy_release(job={"sleepMinSeconds": 6, "sleepMaxSeconds": 6})
     gateway, namespace = release.gateway, release.namespace
