@@ -22,19 +22,21 @@ def kill_all(cluster: Cluster, namespace: str, component: str) -> list[str]:
 def test_operator_killed_while_jobs_are_created_and_running(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(job={"sleepMinSeconds": 5, "sleepMaxSeconds": 8})
+    release = deploy_release(job={"sleepMinSeconds": 8, "sleepMaxSeconds": 12})
     gateway, namespace = release.gateway, release.namespace
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda i: gateway.submit(f"crash-object-{i}"), range(12)))
     assert all(a.status == 201 for a in answers)
     job_ids = [a.body["job_id"] for a in answers]
 
-    # Kill the operator while it is creating Jobs, then again while they run.
+    # Kill the operator while it is creating Jobs, then again while worker pods run (as the
+    # cluster sees them: the restarted operator may not have written Running yet).
     killed = kill_all(cluster, namespace, "operator")
     wait_until(
-        lambda: any(gateway.job(j).body["status"] == "Running" for j in job_ids),
+        lambda: any(p.status.phase == "Running" for p in cluster.worker_pods(namespace)),
         timeout=180,
-        what="some job to run under the restarted operator",
+        interval=0.5,
+        what="a worker pod to run",
     )
     killed += kill_all(cluster, namespace, "operator")
     assert len(killed) >= 2
