@@ -25,39 +25,9 @@ write_if_changed() { # path: content on stdin; returns 0 when the file changed
 }
 
 changed=0
-write_if_changed "$CONFIG" <<'TOML' && changed=1
-# Written by reportjobs scripts/testbed/containerd.sh
-version = 2
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.6"
-  # This machine withholds CAP_SYS_RESOURCE: a negative oom_score_adj would fail.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "/etc/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-TOML
-
-write_if_changed /etc/cni/net.d/10-reportjobs-bridge.conflist <<'JSON' || true
-{
-  "cniVersion": "0.4.0",
-  "name": "reportjobs-bridge",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "cni0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/16"}]],
-               "routes": [{"dst": "0.0.0.0/0"}]}
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}},
-    {"type": "loopback"}
-  ]
-}
-JSON
+containerd_config /etc/cni/net.d | write_if_changed "$CONFIG" && changed=1
+bridge_conflist reportjobs-bridge cni0 10.1.0.0/16 |
+  write_if_changed /etc/cni/net.d/10-reportjobs-bridge.conflist || true
 # Only our network config: a stray one would be picked first by name order.
 for f in /etc/cni/net.d/*; do
   [[ $f == */10-reportjobs-bridge.conflist ]] || as_root rm -f "$f"

@@ -57,4 +57,51 @@ containerd_sockets() {
   return 0
 }
 
+# containerd_config CNI_DIR [ROOT STATE SOCKET]: a containerd config for one node of the test bed.
+containerd_config() {
+  echo "# Written by reportjobs scripts/testbed"
+  echo "version = 2"
+  if (($# == 4)); then
+    printf 'root = "%s"\nstate = "%s"\n[grpc]\n  address = "%s"\n' "$2" "$3" "$4"
+    printf '[ttrpc]\n  address = "%s.ttrpc"\n' "$4"
+  fi
+  cat <<TOML
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.6"
+  # This machine withholds CAP_SYS_RESOURCE: a negative oom_score_adj would fail.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$1"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+TOML
+}
+
+# bridge_conflist NAME BRIDGE SUBNET: a CNI bridge network for one node's pods.
+bridge_conflist() {
+  cat <<JSON
+{
+  "cniVersion": "0.4.0",
+  "name": "$1",
+  "plugins": [
+    {"type": "bridge", "bridge": "$2", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$3"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "loopback"}
+  ]
+}
+JSON
+}
+
+# remove_kubelet_dir DIR: a kubelet's directory, after unmounting its pods' volumes (tmpfs).
+remove_kubelet_dir() {
+  local mount
+  for mount in $(findmnt -rn -o TARGET | grep "^$1/" | sort -r); do
+    umount -l "$mount" 2>/dev/null || true
+  done
+  rm -rf "$1" 2>/dev/null || log "could not remove all of $1 (ignored)"
+}
+
 as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }

@@ -60,7 +60,8 @@ clean_leftovers() {
   stop_pod_containers
   # Pod IPs handed out by the old cluster: host-local would leak them.
   as_root rm -rf /var/lib/cni/networks/reportjobs-bridge
-  as_root rm -rf "$STATE_DIR/etcd" /var/lib/kubelet/pods 2>/dev/null || true
+  as_root rm -rf "$STATE_DIR/etcd"
+  remove_kubelet_dir /var/lib/kubelet/pods
   # kube-proxy rewrites its own chains; drop the old ones so nothing points at dead pods.
   local table
   for table in nat filter; do

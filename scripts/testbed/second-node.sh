@@ -18,37 +18,9 @@ node_ready() {
 
 write_containerd_config() {
   mkdir -p "$DIR/cni"
-  cat >"$DIR/containerd.toml" <<TOML
-# Written by reportjobs scripts/testbed/second-node.sh
-version = 2
-root = "/var/lib/containerd-node2"
-state = "/run/containerd-node2"
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.6"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$DIR/cni"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-TOML
-  cat >"$DIR/cni/10-reportjobs-bridge-2.conflist" <<'JSON'
-{
-  "cniVersion": "0.4.0",
-  "name": "reportjobs-bridge-2",
-  "plugins": [
-    {"type": "bridge", "bridge": "cni1", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.2.0.0/16"}]],
-              "routes": [{"dst": "0.0.0.0/0"}]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}},
-    {"type": "loopback"}
-  ]
-}
-JSON
+  containerd_config "$DIR/cni" /var/lib/containerd-node2 /run/containerd-node2 "$SOCK" \
+    >"$DIR/containerd.toml"
+  bridge_conflist reportjobs-bridge-2 cni1 10.2.0.0/16 >"$DIR/cni/10-reportjobs-bridge-2.conflist"
 }
 
 write_kubelet_files() {
@@ -152,7 +124,8 @@ down() {
     stop_matching "$CONTAINERD_PATTERN"
   fi
   rm -f "$PIDS"
-  rm -rf /var/lib/cni/networks/reportjobs-bridge-2 /var/lib/kubelet-node2/pods
+  rm -rf /var/lib/cni/networks/reportjobs-bridge-2
+  remove_kubelet_dir /var/lib/kubelet-node2/pods
 }
 
 case ${1:-} in
