@@ -9,8 +9,8 @@ PYTHON=${PYTHON:-$REPO_ROOT/.venv/bin/python}
 [[ -f $KUBECONFIG_OUT ]] || die "no cluster: run 'make cluster-up' first"
 [[ -f $CLUSTER_DIR/image ]] || die "no image: run 'make image' first"
 ref=$(<"$CLUSTER_DIR/image")
-values=$(jq -nc --arg repo "${ref%:*}" --arg tag "${ref##*:}" \
-  '{image: {repository: $repo, tag: $tag}, service: {type: "NodePort", nodePort: 30080}}')
+values=$(printf '{"image": {"repository": "%s", "tag": "%s"}, %s}' "${ref%:*}" "${ref##*:}" \
+  '"service": {"type": "NodePort", "nodePort": 30080}')
 log "deploying release $RELEASE ($ref) to namespace $NAMESPACE"
 retry 3 10 "$PYTHON" "$REPO_ROOT/scripts/helmctl.py" deploy --kubeconfig "$KUBECONFIG_OUT" \
   --release "$RELEASE" --namespace "$NAMESPACE" --values "$values" --timeout 300
