@@ -21,6 +21,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     settings.watching.server_timeout = 300
+    # One explicit namespace and a CRD installed before us: no cluster-wide scanning of CRDs and
+    # namespaces, which the namespaced RBAC forbids (kopf would retry 403s and log errors).
+    settings.scanning.disabled = True
 
 
 async def on_reportjob(name: str, namespace: str | None, memo: Any, **_: Any) -> None:

@@ -54,15 +54,32 @@ def test_operator_killed_while_jobs_are_created_and_running(
 def test_worker_pod_killed_mid_run_reruns_with_the_same_sleep(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(job={"sleepMinSeconds": 10, "sleepMaxSeconds": 14})
+    release = deploy_release(job={"sleepMinSeconds": 20, "sleepMaxSeconds": 24})
     gateway, namespace = release.gateway, release.namespace
     answer = gateway.submit("victim-object")
     job_id = answer.body["job_id"]
-    wait_status(gateway, job_id, "Running")
+    # Kill the pod soon after it starts running (as the cluster sees it), well before it ends.
+    first = wait_until(
+        lambda: next(
+            (p for p in cluster.worker_pods(namespace, job_id) if p.status.phase == "Running"),
+            None,
+        ),
+        timeout=120,
+        interval=0.5,
+        what="the worker pod to run",
+    )
     sleep_before = gateway.job(job_id).body["sleep_seconds"]
-    first_pods = [p.metadata.name for p in cluster.worker_pods(namespace, job_id)]
-    assert len(first_pods) == 1
-    cluster.force_delete_pod(namespace, first_pods[0])
+    assert len(cluster.worker_pods(namespace, job_id)) == 1
+    cluster.force_delete_pod(namespace, first.metadata.name)
+    wait_until(
+        lambda: (
+            {p.metadata.name for p in cluster.worker_pods(namespace, job_id)}
+            - {first.metadata.name}
+        ),
+        timeout=120,
+        what="a replacement worker pod",
+    )
+    wait_status(gateway, job_id, "Running")  # the operator reports the rerun
 
     job = wait_terminal(gateway, job_id, timeout=240)
     assert job["status"] == "Succeeded", job
