@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A second node on the same machine, so the scheduler has a choice: its own containerd (own root,
 # state, socket and CNI bridge cni1 on 10.2.0.0/16) and its own kubelet (node 127.0.0.2, cgroup
-# root /node2, a client certificate signed by the local cluster's client CA).
+# root /node2, a client certificate signed by the local cluster's client CA), both in a mount
+# namespace of their own with their own /var/log/pods (see node2-namespace.sh).
 # usage: second-node.sh up|down   (up needs the main node running: local-cluster.sh up)
 source "$(dirname "$0")/lib.sh"
 
@@ -78,18 +79,15 @@ up() {
   mkdir -p "$DIR" "$STATE_DIR/logs"
   write_containerd_config
   write_kubelet_files
-  log "starting the second node's containerd"
-  start containerd-node2 containerd --config "$DIR/containerd.toml"
-  wait_for 60 "the second containerd" ctr --address "$SOCK" version
-  local archive
-  for archive in "$CACHE_DIR"/images/pause-3.6.tar; do
-    ctr --address "$SOCK" -n k8s.io images import "$archive" >/dev/null
-  done
-  log "starting the second node's kubelet ($NODE)"
-  start kubelet-node2 "$K8S_BIN_DIR/kubelet" --v=2 --hostname-override="$NODE" \
+  log "starting the second node's containerd and kubelet ($NODE), in their own mount namespace"
+  start kubelet-node2 unshare --mount --propagation slave \
+    bash "$(dirname "$0")/node2-namespace.sh" "$DIR" "$STATE_DIR/logs" \
+    "$K8S_BIN_DIR/kubelet" --v=2 --hostname-override="$NODE" \
     --container-runtime=remote --container-runtime-endpoint="unix://$SOCK" \
     --kubeconfig="$DIR/kubeconfig" --config="$DIR/kubelet.yaml" \
     --root-dir=/var/lib/kubelet-node2 --cert-dir="$DIR/pki"
+  wait_for 60 "the second containerd" ctr --address "$SOCK" version
+  ctr --address "$SOCK" -n k8s.io images import "$CACHE_DIR/images/pause-3.6.tar" >/dev/null
   wait_for 120 "node $NODE to be Ready" node_ready || die "second node never became Ready"
   log "second node $NODE is Ready"
 }
