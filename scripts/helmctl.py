@@ -41,7 +41,11 @@ def _helm_cli(*, args: argparse.Namespace) -> int:
         command = [*base, "test", args.release, "--logs", "--timeout", f"{args.timeout}s"]
     else:
         command = [*base, "uninstall", args.release, "--ignore-not-found", "--wait"]
-    return subprocess.call(command)
+    try:
+        return subprocess.call(command)
+    finally:
+        if args.action == "deploy":
+            os.unlink(values.name)
 
 
 def _helm_sdk(*, args: argparse.Namespace) -> int:

@@ -13,7 +13,6 @@ STATE_DIR=${REPORTJOBS_STATE_DIR:-/var/lib/reportjobs-testbed}
 CLUSTER_DIR=$REPO_ROOT/.cluster
 KUBECONFIG_OUT=$CLUSTER_DIR/kubeconfig
 KIND_CLUSTER_NAME=${KIND_CLUSTER_NAME:-reportjobs}
-IMAGE=${IMAGE:-localhost/reportjobs:dev}
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

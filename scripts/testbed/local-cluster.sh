@@ -63,11 +63,9 @@ clean_leftovers() {
   as_root rm -rf "$STATE_DIR/etcd"
   remove_kubelet_dir /var/lib/kubelet/pods
   # kube-proxy rewrites its own chains; drop the old ones so nothing points at dead pods.
-  local table
-  for table in nat filter; do
-    iptables-save -t $table 2>/dev/null | grep -q KUBE- &&
-      kube-proxy --cleanup >/dev/null 2>&1 || true
-  done
+  if iptables-save 2>/dev/null | grep -q KUBE-; then
+    kube-proxy --cleanup >/dev/null 2>&1 || true
+  fi
   rm -f "$KUBECONFIG_OUT"
 }
 

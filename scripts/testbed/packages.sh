@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 PACKAGES=(golang-go rsync jq sudo etcd-server golang-cfssl containerd runc
   containernetworking-plugins iptables conntrack buildah debootstrap
   golang-github-modern-go-reflect2-dev dpkg-dev make gcc libc6-dev procps iproute2
-  curl ca-certificates python3-venv)
+  curl ca-certificates openssl util-linux python3-venv)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -10,7 +10,6 @@ NODE=127.0.0.2
 DIR=$STATE_DIR/node2
 SOCK=/run/containerd-node2/containerd.sock
 CERTS=/var/run/kubernetes
-PIDS=$DIR/pids
 export PATH=$K8S_BIN_DIR:$PATH
 
 node_ready() {
@@ -63,11 +62,10 @@ YAML
   done
 }
 
-start() { # start NAME CMD...: in the background, logged, its PID recorded
+start() { # start NAME CMD...: in the background, logged (down finds it by its command line)
   local name=$1
   shift
   setsid "$@" >>"$STATE_DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >>"$PIDS"
 }
 
 up() {
@@ -121,7 +119,6 @@ down() {
     fi
     stop_matching "$CONTAINERD_PATTERN"
   fi
-  rm -f "$PIDS"
   rm -rf /var/lib/cni/networks/reportjobs-bridge-2
   remove_kubelet_dir /var/lib/kubelet-node2/pods
 }

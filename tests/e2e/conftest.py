@@ -28,8 +28,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTBED = REPO_ROOT / "scripts" / "testbed"
 CRD_FILE = REPO_ROOT / "deploy" / "crds" / "reportjobs.io_reportjobs.yaml"
 
-pytestmark = pytest.mark.e2e
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

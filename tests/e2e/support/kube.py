@@ -81,7 +81,3 @@ def is_ready(pod: client.V1Pod) -> bool:
         return False
     conditions = pod.status.conditions or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
-def phase_of(reportjob: dict[str, Any] | None) -> str | None:
-    return None if reportjob is None else reportjob.get("status", {}).get("phase")
