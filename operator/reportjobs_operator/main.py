@@ -32,6 +32,8 @@ def policy_of(config: OperatorConfig) -> Policy:
             uid=config.worker_uid,
             backoff_limit=config.backoff_limit,
             service_account=config.worker_service_account,
+            startup_allowance_seconds=config.startup_allowance_seconds,
+            start_deadline_seconds=config.start_deadline_seconds,
         ),
     )
 

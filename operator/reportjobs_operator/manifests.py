@@ -4,6 +4,11 @@ from dataclasses import dataclass
 
 from reportjobs_model import crd, labels
 from reportjobs_model.reportjob import ReportJobBody, metadata_of, spec_of, status_of
+from reportjobs_operator.deadlines import (
+    DEFAULT_STARTUP_ALLOWANCE_SECONDS,
+    START_DEADLINE_ANNOTATION,
+    backstop_seconds,
+)
 from reportjobs_operator.ports import Obj
 
 WORKER_CONTAINER = "worker"
@@ -11,7 +16,12 @@ WORKER_CONTAINER = "worker"
 
 @dataclass(frozen=True, slots=True)
 class WorkerTemplate:
-    """What every worker pod shares (from the operator's settings)."""
+    """What every worker Job shares (from the operator's settings).
+
+    `startup_allowance_seconds` is added to a ReportJob's timeout to make the Job's
+    activeDeadlineSeconds (a backstop; the worker enforces the timeout itself).
+    `start_deadline_seconds`, when set, is written on the Job for build_status to enforce.
+    """
 
     image: str
     pull_policy: str
@@ -21,6 +31,8 @@ class WorkerTemplate:
     uid: int
     backoff_limit: int
     service_account: str | None = None
+    startup_allowance_seconds: int = DEFAULT_STARTUP_ALLOWANCE_SECONDS
+    start_deadline_seconds: int | None = None
 
 
 def _security_context(uid: int) -> Obj:
@@ -35,12 +47,18 @@ def _security_context(uid: int) -> Obj:
     }
 
 
-def _worker_container(*, sleep_seconds: int, worker: WorkerTemplate) -> Obj:
+def _worker_container(*, sleep_seconds: int, timeout_seconds: int, worker: WorkerTemplate) -> Obj:
     return {
         "name": WORKER_CONTAINER,
         "image": worker.image,
         "imagePullPolicy": worker.pull_policy,
-        "command": ["reportjobs-worker", "--seconds", str(sleep_seconds)],
+        "command": [
+            "reportjobs-worker",
+            "--timeout-seconds",
+            str(timeout_seconds),
+            "--seconds",
+            str(sleep_seconds),
+        ],
         "env": [
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -70,7 +88,11 @@ def _spread_over_nodes() -> list[Obj]:
 
 
 def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
-    """Job named like the ReportJob, controlled by it, running the drawn sleep."""
+    """Job named like the ReportJob, controlled by it, running the drawn sleep.
+
+    The worker enforces the timeout from its own start; activeDeadlineSeconds (timeout plus
+    start-up allowance, counted from the Job's start) is the backstop.
+    """
     metadata = metadata_of(reportjob)
     name = str(metadata["name"])
     job_labels = {labels.MANAGED_BY: labels.OPERATOR, labels.REPORTJOB: name}
@@ -83,23 +105,37 @@ def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
         "blockOwnerDeletion": True,
     }
     sleep_seconds = int(status_of(reportjob)["sleepSeconds"])
+    timeout_seconds = int(spec_of(reportjob)["timeoutSeconds"])
     pod_spec = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 10,
         "securityContext": {"runAsNonRoot": True, "runAsUser": worker.uid, "fsGroup": worker.uid},
-        "containers": [_worker_container(sleep_seconds=sleep_seconds, worker=worker)],
+        "containers": [
+            _worker_container(
+                sleep_seconds=sleep_seconds, timeout_seconds=timeout_seconds, worker=worker
+            )
+        ],
         "topologySpreadConstraints": _spread_over_nodes(),
     }
     if worker.service_account:
         pod_spec["serviceAccountName"] = worker.service_account
+    job_metadata: Obj = {"name": name, "labels": job_labels, "ownerReferences": [owner]}
+    if worker.start_deadline_seconds is not None:
+        job_metadata["annotations"] = {
+            START_DEADLINE_ANNOTATION: str(worker.start_deadline_seconds)
+        }
+    deadline = backstop_seconds(
+        timeout_seconds=timeout_seconds,
+        startup_allowance_seconds=worker.startup_allowance_seconds,
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "labels": job_labels, "ownerReferences": [owner]},
+        "metadata": job_metadata,
         "spec": {
-            "activeDeadlineSeconds": int(spec_of(reportjob)["timeoutSeconds"]),
+            "activeDeadlineSeconds": deadline,
             "backoffLimit": worker.backoff_limit,
             "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
         },

@@ -7,6 +7,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reportjobs_operator.deadlines import DEFAULT_STARTUP_ALLOWANCE_SECONDS
+
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -31,6 +33,11 @@ class OperatorConfig(BaseSettings):
     sleep_min_seconds: int = Field(default=15, ge=0)
     sleep_max_seconds: int = Field(default=40, ge=0)
     backoff_limit: int = Field(default=3, ge=0)
+    # The Job's activeDeadlineSeconds is the timeout plus this (a backstop: the worker enforces
+    # the timeout itself, from its own start).
+    startup_allowance_seconds: int = Field(default=DEFAULT_STARTUP_ALLOWANCE_SECONDS, ge=0)
+    # Optional: TimedOut when the work has not started this long after the ReportJob was created.
+    start_deadline_seconds: int | None = Field(default=None, ge=1)
     retention_seconds: int = Field(default=604800, ge=0)
     resync_seconds: float = Field(default=30, gt=0)
     lease_name: str = Field(default="reportjobs-operator", min_length=1)

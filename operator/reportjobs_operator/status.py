@@ -15,6 +15,7 @@ from reportjobs_model.reportjob import (
 )
 from reportjobs_model.timestamps import format_rfc3339, normalize_rfc3339
 from reportjobs_operator.conditions import condition
+from reportjobs_operator.deadlines import start_deadline_passed
 from reportjobs_operator.k8s import (
     container_started_at,
     is_running,
@@ -39,27 +40,70 @@ def _finished_at(job_condition: Mapping[str, Any], now: str) -> str:
     return normalize_rfc3339(job_condition.get("lastTransitionTime")) or now
 
 
-def _succeeded(
-    pods: Sequence[Mapping[str, Any]], previous: Mapping[str, Any], finished_at: str
+def _completed(
+    pods: Sequence[Mapping[str, Any]], reportjob: ReportJobBody, finished_at: str
 ) -> _Outcome:
+    """The worker exits 0 both when the work is done and when it stopped at its timeout."""
+    timeout = spec_of(reportjob).get("timeoutSeconds")
     report = next((r for r in map(termination_report, pods) if r is not None), None)
+    if report is not None and report.get("timedOut") is True:
+        message = (
+            f"TimedOut: the work exceeded its timeout of {report.get('timeoutSeconds', timeout)}"
+            f" seconds (stopped by the worker after {report.get('ranSeconds')} s of its own"
+            " running time)"
+        )
+        return _Outcome(Phase.TIMED_OUT, message, finished_at)
     if report is not None and "sleptSeconds" in report:
         message = f"Succeeded: the worker slept {report['sleptSeconds']} seconds"
-    else:
+        return _Outcome(Phase.SUCCEEDED, message, finished_at)
+    sleep = status_of(reportjob).get("sleepSeconds")
+    if isinstance(sleep, int) and isinstance(timeout, int) and sleep > timeout:
         message = (
-            f"Succeeded (no report from the worker; drawn sleep {previous.get('sleepSeconds')} s)"
+            f"TimedOut: the work exceeded its timeout of {timeout} seconds (no report from the"
+            f" worker; its drawn sleep of {sleep} s is longer, so the worker stopped at the"
+            " timeout)"
         )
+        return _Outcome(Phase.TIMED_OUT, message, finished_at)
+    message = f"Succeeded (no report from the worker; drawn sleep {sleep} s)"
     return _Outcome(Phase.SUCCEEDED, message, finished_at)
 
 
-def _failed(failed: Mapping[str, Any], reportjob: ReportJobBody, finished_at: str) -> _Outcome:
+def _deadline_exceeded(job: Mapping[str, Any], reportjob: ReportJobBody, detail: str) -> str:
+    """The backstop fired: the Job controller stopped the Job at activeDeadlineSeconds."""
+    timeout = spec_of(reportjob).get("timeoutSeconds")
+    deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and isinstance(timeout, int):
+        limit = (
+            f"its deadline of {deadline} seconds (timeout {timeout} s + start-up allowance"
+            f" {deadline - timeout} s)"
+        )
+    else:
+        limit = f"its deadline (timeout {timeout} s + start-up allowance)"
+    return (
+        f"TimedOut: the Job exceeded {limit}, counted from the Job's start; stopped by the Job"
+        f" controller ({detail})"
+    )
+
+
+def _failed(
+    failed: Mapping[str, Any], job: Mapping[str, Any], reportjob: ReportJobBody, finished_at: str
+) -> _Outcome:
     reason = str(failed.get("reason") or "Failed")
-    detail = failed.get("message") or reason
+    detail = str(failed.get("message") or reason)
     if reason == "DeadlineExceeded":
-        timeout = spec_of(reportjob).get("timeoutSeconds")
-        message = f"TimedOut: the job exceeded its timeout of {timeout} seconds ({detail})"
+        message = _deadline_exceeded(job, reportjob, detail)
         return _Outcome(Phase.TIMED_OUT, message, finished_at)
     return _Outcome(Phase.FAILED, f"Failed: {reason}: {detail}", finished_at)
+
+
+def _not_started(deadline: int, pods: Sequence[Mapping[str, Any]], now: str) -> _Outcome:
+    waiting = next((w for w in map(waiting_reason, pods) if w is not None), None)
+    message = (
+        f"TimedOut: the work did not start within its start deadline of {deadline} seconds"
+        f" after the job was created; stopped by the operator"
+        f" ({waiting or 'no worker container had started'})"
+    )
+    return _Outcome(Phase.TIMED_OUT, message, now)
 
 
 def _pending(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> _Outcome:
@@ -75,19 +119,25 @@ def _outcome(
     job: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
     attempts: int,
-    now: str,
+    now: datetime,
 ) -> _Outcome:
     previous = status_of(reportjob)
+    stamp = format_rfc3339(now)
     before = Phase(previous.get("phase", Phase.PENDING))
     if before.is_terminal:
-        return _Outcome(before, previous.get("message", ""), previous.get("finishedAt") or now)
+        return _Outcome(before, previous.get("message", ""), previous.get("finishedAt") or stamp)
     if job is not None:
         if (complete := true_condition(job, "Complete")) is not None:
-            return _succeeded(pods, previous, _finished_at(complete, now))
+            return _completed(pods, reportjob, _finished_at(complete, stamp))
         if (failed := true_condition(job, "Failed")) is not None:
-            return _failed(failed, reportjob, _finished_at(failed, now))
+            return _failed(failed, job, reportjob, _finished_at(failed, stamp))
     if any(is_running(pod) for pod in pods):
         return _Outcome(Phase.RUNNING, f"Running (attempt {attempts})")
+    started = _started_at(previous, pods) is not None
+    if job is not None and not started:
+        deadline = start_deadline_passed(reportjob=reportjob, job=job, now=now)
+        if deadline is not None:
+            return _not_started(deadline, pods, stamp)
     return _pending(job, pods)
 
 
@@ -110,7 +160,7 @@ def build_status(
     stamp = format_rfc3339(now)
     generation = int(metadata_of(reportjob).get("generation", 1))
     names = sorted(set(previous.get("pods") or []) | {pod["metadata"]["name"] for pod in pods})
-    outcome = _outcome(reportjob=reportjob, job=job, pods=pods, attempts=len(names), now=stamp)
+    outcome = _outcome(reportjob=reportjob, job=job, pods=pods, attempts=len(names), now=now)
     earlier = previous.get("conditions") or []
     job_created = job is not None or bool(previous.get("jobName"))
     conditions = [

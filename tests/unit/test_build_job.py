@@ -3,7 +3,9 @@
 from dataclasses import replace
 from typing import Any
 
+from reportjobs_operator.deadlines import start_deadline_of
 from reportjobs_operator.manifests import build_job
+from reportjobs_worker.main import parse_args
 from tests.unit.fakes import WORKER, reportjob
 
 
@@ -34,10 +36,27 @@ def test_identity_labels_and_owner() -> None:
     }
 
 
-def test_deadline_backoff_and_pod_policy() -> None:
+def test_deadline_is_a_backstop_timeout_plus_startup_allowance() -> None:
+    _, job = _job()
+    assert job["spec"]["activeDeadlineSeconds"] == 45 + 120  # the default allowance
+    _, job = _job(startup_allowance_seconds=7)
+    assert job["spec"]["activeDeadlineSeconds"] == 45 + 7
+    _, job = _job(startup_allowance_seconds=0)
+    assert job["spec"]["activeDeadlineSeconds"] == 45
+
+
+def test_start_deadline_is_written_on_the_job_only_when_configured() -> None:
+    _, job = _job()
+    assert "annotations" not in job["metadata"]
+    assert start_deadline_of(job) is None
+    _, job = _job(start_deadline_seconds=90)
+    assert job["metadata"]["annotations"] == {"reportjobs.io/start-deadline-seconds": "90"}
+    assert start_deadline_of(job) == 90
+
+
+def test_backoff_and_pod_policy() -> None:
     _, job = _job()
     spec = job["spec"]
-    assert spec["activeDeadlineSeconds"] == 45
     assert spec["backoffLimit"] == 3
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
@@ -49,7 +68,13 @@ def test_deadline_backoff_and_pod_policy() -> None:
 def test_worker_container() -> None:
     _, job = _job()
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["reportjobs-worker", "--seconds", "23"]
+    assert container["command"] == [
+        "reportjobs-worker",
+        "--timeout-seconds",
+        "45",
+        "--seconds",
+        "23",
+    ]
     assert (container["image"], container["imagePullPolicy"]) == ("reportjobs:dev", "Never")
     assert container["resources"] == {
         "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -62,6 +87,13 @@ def test_worker_container() -> None:
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert container["terminationMessagePath"] == "/dev/termination-log"
+
+
+def test_the_worker_understands_its_command() -> None:
+    _, job = _job()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = parse_args(container["command"][1:])
+    assert (args.seconds, args.timeout_seconds) == (23, 45)
 
 
 def test_service_account_when_configured() -> None:

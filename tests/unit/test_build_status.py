@@ -1,7 +1,7 @@
 """The status a ReportJob gets from its Job and worker pods."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reportjobs_operator.status import build_status
@@ -112,13 +112,114 @@ def test_succeeded_without_a_report() -> None:
     assert "no report" in status["message"]
 
 
-def test_deadline_exceeded_is_timed_out() -> None:
-    failed = _condition("Failed", "DeadlineExceeded", "Job was active longer than specified")
-    status = _status(_job(failed), [_running("rj-a-1-x")])
+def test_the_worker_stopping_at_its_timeout_is_timed_out() -> None:
+    report = {"timedOut": True, "sleepSeconds": 50, "timeoutSeconds": 45, "ranSeconds": 45.002}
+    status = _status(_job(_condition("Complete")), [_succeeded("rj-a-1-x", report)])
     assert status["phase"] == "TimedOut"
-    assert "45 seconds" in status["message"]
+    assert status["message"] == (
+        "TimedOut: the work exceeded its timeout of 45 seconds"
+        " (stopped by the worker after 45.002 s of its own running time)"
+    )
+    assert status["finishedAt"] == "2024-05-01T12:00:20Z"
+    complete = _conditions(status)["Complete"]
+    assert (complete["status"], complete["reason"]) == ("True", "TimedOut")
+
+
+def test_work_within_its_timeout_succeeds() -> None:
+    report = {"timedOut": False, "sleptSeconds": 18, "timeoutSeconds": 45, "ranSeconds": 18.0}
+    status = _status(_job(_condition("Complete")), [_succeeded("rj-a-1-x", report)])
+    assert status["phase"] == "Succeeded"
+    assert status["message"] == "Succeeded: the worker slept 18 seconds"
+
+
+def test_without_a_report_a_sleep_longer_than_the_timeout_timed_out() -> None:
+    previous = {"sleepSeconds": 50}
+    status = _status(_job(_condition("Complete")), [_succeeded("rj-a-1-x", None)], previous)
+    assert status["phase"] == "TimedOut"
+    assert "no report" in status["message"]
+    assert "timeout of 45 seconds" in status["message"]
+
+
+def test_job_deadline_exceeded_is_timed_out_by_the_backstop() -> None:
+    failed = _condition("Failed", "DeadlineExceeded", "Job was active longer than specified")
+    job = {**_job(failed), "spec": {"activeDeadlineSeconds": 165}}
+    status = _status(job, [_running("rj-a-1-x")])
+    assert status["phase"] == "TimedOut"
+    assert status["message"] == (
+        "TimedOut: the Job exceeded its deadline of 165 seconds (timeout 45 s + start-up"
+        " allowance 120 s), counted from the Job's start; stopped by the Job controller"
+        " (Job was active longer than specified)"
+    )
     assert status["finishedAt"] == "2024-05-01T12:00:20Z"
     assert _conditions(status)["Complete"]["reason"] == "TimedOut"
+
+
+def _job_with_start_deadline(seconds: int) -> dict[str, Any]:
+    job = _job()
+    job["metadata"]["annotations"] = {"reportjobs.io/start-deadline-seconds": str(seconds)}
+    return job
+
+
+def _created_status(
+    job: dict[str, Any], pods: list[dict[str, Any]], *, created: datetime, now: datetime
+) -> dict[str, Any]:
+    rj = reportjob(
+        name="rj-a-1", timeout=45, created=created.timestamp(), status={"sleepSeconds": 18}
+    )
+    return build_status(reportjob=rj, job=job, pods=pods, now=now)
+
+
+def test_start_deadline_times_out_work_that_never_started() -> None:
+    created = NOW - timedelta(seconds=30)
+    waiting = _pod("rj-a-1-x", "Pending")
+    status = _created_status(_job_with_start_deadline(30), [waiting], created=created, now=NOW)
+    assert status["phase"] == "TimedOut"
+    assert status["message"] == (
+        "TimedOut: the work did not start within its start deadline of 30 seconds after the"
+        " job was created; stopped by the operator (no worker container had started)"
+    )
+    assert status["finishedAt"] == NOW_TEXT
+    assert "startedAt" not in status
+
+
+def test_start_deadline_names_why_the_pod_waits() -> None:
+    created = NOW - timedelta(seconds=60)
+    waiting = _pod("rj-a-1-x", "Pending", {"waiting": {"reason": "ErrImagePull"}})
+    status = _created_status(_job_with_start_deadline(30), [waiting], created=created, now=NOW)
+    assert status["phase"] == "TimedOut"
+    assert status["message"].endswith("(ErrImagePull)")
+
+
+def test_start_deadline_not_reached_yet_is_pending() -> None:
+    created = NOW - timedelta(seconds=29)
+    pending = [_pod("rj-a-1-x", "Pending")]
+    status = _created_status(_job_with_start_deadline(30), pending, created=created, now=NOW)
+    assert status["phase"] == "Pending"
+
+
+def test_without_a_start_deadline_waiting_is_pending() -> None:
+    created = NOW - timedelta(days=1)
+    status = _created_status(_job(), [_pod("p", "Pending")], created=created, now=NOW)
+    assert status["phase"] == "Pending"
+
+
+def test_start_deadline_does_not_apply_once_the_work_started() -> None:
+    created = NOW - timedelta(seconds=300)
+    job = _job_with_start_deadline(30)
+    running = _created_status(job, [_running("p")], created=created, now=NOW)
+    assert running["phase"] == "Running"
+    # A retry waiting for its pod: the work had started (startedAt), the backstop bounds it.
+    rj = reportjob(
+        name="rj-a-1",
+        timeout=45,
+        created=created.timestamp(),
+        status={"sleepSeconds": 18, "phase": "Running", "startedAt": EARLIER, "pods": ["p"]},
+    )
+    retry = build_status(reportjob=rj, job=job, pods=[_pod("q", "Pending")], now=NOW)
+    assert retry["phase"] == "Pending"
+    # A pod that ran and failed started the work too.
+    failed = _pod("p", "Failed", {"terminated": {"exitCode": 1, "startedAt": EARLIER}})
+    assert _created_status(job, [failed], created=created, now=NOW)["phase"] == "Pending"
 
 
 def test_other_failures_are_failed() -> None:
