@@ -1,56 +1,164 @@
-"""A job that runs past its timeout is cancelled: TimedOut, and no pod left running."""
+"""The timeout bounds the work, not the cluster's delays.
+
+The worker enforces a job's timeout from its own start: on a test bed loaded with concurrent
+jobs, work that fits its timeout succeeds however long the pod took to start, and work that
+exceeds it ends TimedOut (stopped by the worker) with its pod gone. The Job's
+activeDeadlineSeconds (timeout + start-up allowance) and the optional start deadline catch
+jobs whose work never starts; each message names the limit that fired.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+
+from kubernetes.client.rest import ApiException
 
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.jobs import wait_terminal
 from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
 
+SLEEP = 6  # every job of a release sleeps this long (sleepMinSeconds = sleepMaxSeconds)
+MARGIN = 1  # the job that fits has a timeout of SLEEP + MARGIN
+FILLERS = 18  # jobs submitted at once to load the test bed
 
-def assert_timed_out(
-    cluster: Cluster, namespace: str, job: dict[str, object], timeout: int
-) -> None:
-    assert job["status"] == "TimedOut", job
-    assert job["timeout_seconds"] == timeout
-    assert str(timeout) in str(job["message"]), job["message"]
+
+def parse_time(text: object) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def wait_no_worker_pods(cluster: Cluster, namespace: str, job_id: str) -> None:
     wait_until(
-        lambda: (
-            not [
-                p
-                for p in cluster.worker_pods(namespace, str(job["job_id"]))
-                if p.status.phase in ("Pending", "Running")
-            ]
-        ),
-        timeout=60,
-        what="no worker pod left running",
+        lambda: not cluster.worker_pods(namespace, job_id),
+        timeout=90,
+        what=f"no worker pod of {job_id} left",
     )
 
 
-def test_configured_timeout_cancels_a_long_job(
+def job_start_time(cluster: Cluster, namespace: str, name: str) -> datetime | None:
+    """status.startTime of the batch Job: where activeDeadlineSeconds counts from."""
+    try:
+        job = cluster.batch.read_namespaced_job(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    start: datetime | None = job.status.start_time if job.status else None
+    return start
+
+
+def test_under_load_the_timeout_bounds_the_work_not_the_start_up(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
     release = deploy_release(
         job={
-            "sleepMinSeconds": 30,
-            "sleepMaxSeconds": 30,
-            "timeoutSeconds": 5,
-            "maxTimeoutSeconds": 5,
+            "sleepMinSeconds": SLEEP,
+            "sleepMaxSeconds": SLEEP,
+            "timeoutSeconds": SLEEP - 1,  # the configured timeout: too short for the work
+            "maxTimeoutSeconds": 60,
         }
     )
-    answer = release.gateway.submit("slow-object")
-    assert answer.status == 201
-    job = wait_terminal(release.gateway, answer.body["job_id"], timeout=120)
-    assert_timed_out(cluster, release.namespace, job, 5)
-    assert job["sleep_seconds"] == 30
+    gateway, namespace = release.gateway, release.namespace
+    fillers = []
+    for index in range(FILLERS):
+        answer = gateway.submit(f"filler-{index}", timeout_seconds=60)
+        assert answer.status == 201, answer
+        fillers.append(answer.body["job_id"])
+    fits = gateway.submit("fits-with-little-margin", timeout_seconds=SLEEP + MARGIN)
+    exceeds = gateway.submit("exceeds-the-configured-timeout")
+    assert (fits.status, exceeds.status) == (201, 201), (fits, exceeds)
+    assert exceeds.body["timeout_seconds"] == SLEEP - 1
+    fits_id, exceeds_id = fits.body["job_id"], exceeds.body["job_id"]
+
+    # Where the old activeDeadlineSeconds = timeout would have counted from.
+    fits_job_start = wait_until(
+        lambda: job_start_time(cluster, namespace, fits_id),
+        timeout=180,
+        interval=0.5,
+        what=f"the Job of {fits_id} to have a startTime",
+    )
+
+    fit = wait_terminal(gateway, fits_id, timeout=300)
+    assert fit["status"] == "Succeeded", fit
+    assert fit["message"] == f"Succeeded: the worker slept {SLEEP} seconds", fit
+    assert fit["timeout_seconds"] == SLEEP + MARGIN
+    started = parse_time(fit["started_at"])
+    from_created = (started - parse_time(fit["created_at"])).total_seconds()
+    from_job_start = (started - fits_job_start).total_seconds()
+    print(
+        f"start-up delay of the job that fits (margin {MARGIN} s): created_at -> started_at "
+        f"{from_created:.0f} s, Job startTime -> started_at {from_job_start:.0f} s"
+    )
+    # Timestamps have whole seconds: a difference of MARGIN + 1 means more than MARGIN. Then the
+    # Job-level deadline of the old semantics (timeout from the Job's start) would have fired
+    # before the SLEEP s of work were done.
+    assert from_job_start >= MARGIN + 1, (
+        f"the load delayed the start by only {from_job_start:.0f} s (margin {MARGIN} s): "
+        "this run does not tell the new semantics from the old"
+    )
+
+    late = wait_terminal(gateway, exceeds_id, timeout=300)
+    assert late["status"] == "TimedOut", late
+    assert late["sleep_seconds"] == SLEEP
+    assert late["message"].startswith(
+        f"TimedOut: the work exceeded its timeout of {SLEEP - 1} seconds (stopped by the worker"
+    ), late
+    wait_no_worker_pods(cluster, namespace, exceeds_id)
+
+    outcomes = [wait_terminal(gateway, job_id, timeout=300) for job_id in fillers]
+    assert [o["status"] for o in outcomes] == ["Succeeded"] * FILLERS, outcomes
+    delays = sorted(
+        (parse_time(o["started_at"]) - parse_time(o["created_at"])).total_seconds()
+        for o in outcomes
+    )
+    print(f"filler start-up delays (created_at -> started_at): {delays}")
 
 
-def test_request_may_ask_for_a_shorter_timeout(
+def test_work_that_never_starts_is_stopped_by_the_backstop_or_the_start_deadline(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(job={"sleepMinSeconds": 12, "sleepMaxSeconds": 12})
-    answer = release.gateway.submit("impatient-object", timeout_seconds=4)
-    assert answer.status == 201
-    assert answer.body["timeout_seconds"] == 4
-    job = wait_terminal(release.gateway, answer.body["job_id"], timeout=120)
-    assert_timed_out(cluster, release.namespace, job, 4)
+    """Worker pods that cannot be scheduled (a memory request no node has) never start."""
+    allowance, start_deadline = 2, 15
+    release = deploy_release(
+        job={
+            "timeoutSeconds": 60,
+            "maxTimeoutSeconds": 3600,
+            "startupAllowanceSeconds": allowance,
+            "startDeadlineSeconds": start_deadline,
+        },
+        worker={
+            "resources": {
+                "requests": {"cpu": "10m", "memory": "64Ti"},
+                "limits": {"memory": "64Ti"},
+            }
+        },
+    )
+    gateway, namespace = release.gateway, release.namespace
+    # Backstop: activeDeadlineSeconds = 1 + 2 s, long before the 15 s start deadline.
+    quick = gateway.submit("backstop", timeout_seconds=1)
+    # Start deadline: the backstop is 3600 + 2 s away.
+    patient = gateway.submit("start-deadline", timeout_seconds=3600)
+    assert (quick.status, patient.status) == (201, 201), (quick, patient)
+
+    backstop = wait_terminal(gateway, quick.body["job_id"], timeout=120)
+    assert backstop["status"] == "TimedOut", backstop
+    assert backstop["message"].startswith(
+        f"TimedOut: the Job exceeded its deadline of {1 + allowance} seconds (timeout 1 s + "
+        f"start-up allowance {allowance} s), counted from the Job's start; stopped by the Job "
+        "controller"
+    ), backstop
+    assert backstop["started_at"] is None
+
+    never = wait_terminal(gateway, patient.body["job_id"], timeout=120)
+    assert never["status"] == "TimedOut", never
+    assert never["message"].startswith(
+        f"TimedOut: the work did not start within its start deadline of {start_deadline} "
+        "seconds after the job was created; stopped by the operator"
+    ), never
+    assert never["started_at"] is None
+    waited = (parse_time(never["finished_at"]) - parse_time(never["created_at"])).total_seconds()
+    print(f"start deadline {start_deadline} s: TimedOut {waited:.0f} s after creation")
+    assert waited >= start_deadline
+
+    for job_id in (quick.body["job_id"], patient.body["job_id"]):
+        wait_no_worker_pods(cluster, namespace, job_id)
