@@ -18,13 +18,16 @@ from tests.e2e.support.jobs import wait_terminal
 from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
 
-SLEEP = 6  # every job of a release sleeps this long (sleepMinSeconds = sleepMaxSeconds)
-MARGIN = 1  # the job that fits has a timeout of SLEEP + MARGIN
+SLEEP = 6  # every job of the loaded release sleeps this long (sleepMinSeconds = sleepMaxSeconds)
 FILLERS = 18  # jobs submitted at once to load the test bed
 
 
 def parse_time(text: object) -> datetime:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def seconds_between(earlier: object, later: object) -> float:
+    return (parse_time(later) - parse_time(earlier)).total_seconds()
 
 
 def wait_no_worker_pods(cluster: Cluster, namespace: str, job_id: str) -> None:
@@ -64,54 +67,78 @@ def test_under_load_the_timeout_bounds_the_work_not_the_start_up(
         answer = gateway.submit(f"filler-{index}", timeout_seconds=60)
         assert answer.status == 201, answer
         fillers.append(answer.body["job_id"])
-    fits = gateway.submit("fits-with-little-margin", timeout_seconds=SLEEP + MARGIN)
+    # Margin 0: the work takes exactly its timeout. Any start-up delay at all would have made
+    # the old Job-level deadline (timeout counted from the Job's start) fire first.
+    exact = gateway.submit("fits-exactly", timeout_seconds=SLEEP)
+    margin = gateway.submit("fits-with-1s-margin", timeout_seconds=SLEEP + 1)
     exceeds = gateway.submit("exceeds-the-configured-timeout")
-    assert (fits.status, exceeds.status) == (201, 201), (fits, exceeds)
+    assert [a.status for a in (exact, margin, exceeds)] == [201] * 3, (exact, margin, exceeds)
     assert exceeds.body["timeout_seconds"] == SLEEP - 1
-    fits_id, exceeds_id = fits.body["job_id"], exceeds.body["job_id"]
+    exact_id = exact.body["job_id"]
 
-    # Where the old activeDeadlineSeconds = timeout would have counted from.
-    fits_job_start = wait_until(
-        lambda: job_start_time(cluster, namespace, fits_id),
+    # Where the old activeDeadlineSeconds = timeout counted from (the Job is deleted once the
+    # outcome is recorded, so it is read while it exists).
+    exact_job_start = wait_until(
+        lambda: job_start_time(cluster, namespace, exact_id),
         timeout=180,
         interval=0.5,
-        what=f"the Job of {fits_id} to have a startTime",
+        what=f"the Job of {exact_id} to have a startTime",
     )
 
-    fit = wait_terminal(gateway, fits_id, timeout=300)
-    assert fit["status"] == "Succeeded", fit
-    assert fit["message"] == f"Succeeded: the worker slept {SLEEP} seconds", fit
-    assert fit["timeout_seconds"] == SLEEP + MARGIN
-    started = parse_time(fit["started_at"])
-    from_created = (started - parse_time(fit["created_at"])).total_seconds()
-    from_job_start = (started - fits_job_start).total_seconds()
-    print(
-        f"start-up delay of the job that fits (margin {MARGIN} s): created_at -> started_at "
-        f"{from_created:.0f} s, Job startTime -> started_at {from_job_start:.0f} s"
-    )
-    # Timestamps have whole seconds: a difference of MARGIN + 1 means more than MARGIN. Then the
-    # Job-level deadline of the old semantics (timeout from the Job's start) would have fired
-    # before the SLEEP s of work were done.
-    assert from_job_start >= MARGIN + 1, (
-        f"the load delayed the start by only {from_job_start:.0f} s (margin {MARGIN} s): "
-        "this run does not tell the new semantics from the old"
-    )
+    for answer, slack in ((exact, 0), (margin, 1)):
+        fit = wait_terminal(gateway, answer.body["job_id"], timeout=300)
+        assert fit["status"] == "Succeeded", fit
+        assert fit["message"] == f"Succeeded: the worker slept {SLEEP} seconds", fit
+        assert fit["timeout_seconds"] == SLEEP + slack
+        print(
+            f"margin {slack} s: start-up delay created_at -> started_at "
+            f"{seconds_between(fit['created_at'], fit['started_at']):.0f} s"
+        )
+        if slack == 0:
+            from_job_start = (parse_time(fit["started_at"]) - exact_job_start).total_seconds()
+            print(f"margin 0 s: Job startTime -> started_at {from_job_start:.0f} s")
+            # Whole-second timestamps: a difference of 1 means more than 0, the margin.
+            assert seconds_between(fit["created_at"], fit["started_at"]) >= 1, fit
 
-    late = wait_terminal(gateway, exceeds_id, timeout=300)
+    late = wait_terminal(gateway, exceeds.body["job_id"], timeout=300)
     assert late["status"] == "TimedOut", late
     assert late["sleep_seconds"] == SLEEP
     assert late["message"].startswith(
         f"TimedOut: the work exceeded its timeout of {SLEEP - 1} seconds (stopped by the worker"
     ), late
-    wait_no_worker_pods(cluster, namespace, exceeds_id)
+    wait_no_worker_pods(cluster, namespace, exceeds.body["job_id"])
 
     outcomes = [wait_terminal(gateway, job_id, timeout=300) for job_id in fillers]
     assert [o["status"] for o in outcomes] == ["Succeeded"] * FILLERS, outcomes
-    delays = sorted(
-        (parse_time(o["started_at"]) - parse_time(o["created_at"])).total_seconds()
-        for o in outcomes
+    delays = sorted(seconds_between(o["created_at"], o["started_at"]) for o in outcomes)
+    print(f"filler start-up delays (created_at -> started_at, s): {delays}")
+
+
+def test_without_a_startup_allowance_the_job_deadline_fires_first(
+    deploy_release: DeployRelease, cluster: Cluster
+) -> None:
+    """The old semantics (activeDeadlineSeconds = timeout, counted from the Job's start): work
+    that takes exactly its timeout is cut off by the Job controller, because the worker starts
+    after the Job does. This is what the test above would see without the worker's own timeout.
+    """
+    release = deploy_release(
+        job={
+            "sleepMinSeconds": 3,
+            "sleepMaxSeconds": 3,
+            "timeoutSeconds": 3,
+            "maxTimeoutSeconds": 3,
+            "startupAllowanceSeconds": 0,
+        }
     )
-    print(f"filler start-up delays (created_at -> started_at): {delays}")
+    answer = release.gateway.submit("fits-exactly-but-no-allowance")
+    assert answer.status == 201, answer
+    job = wait_terminal(release.gateway, answer.body["job_id"], timeout=120)
+    assert job["status"] == "TimedOut", job
+    assert job["message"].startswith(
+        "TimedOut: the Job exceeded its deadline of 3 seconds (timeout 3 s + start-up allowance"
+        " 0 s), counted from the Job's start; stopped by the Job controller"
+    ), job
+    wait_no_worker_pods(cluster, release.namespace, answer.body["job_id"])
 
 
 def test_work_that_never_starts_is_stopped_by_the_backstop_or_the_start_deadline(
