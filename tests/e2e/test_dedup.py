@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from reportjobs_model.window import entry_key, shard_name
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
@@ -30,9 +31,12 @@ def test_fifty_concurrent_posts_over_two_gateways_make_one_job(
     assert [job.metadata.name for job in cluster.jobs(release.namespace)] == [job_id]
 
 
-def test_resubmission_after_the_window_is_a_new_job(deploy_release: DeployRelease) -> None:
+def test_resubmission_after_the_window_is_a_new_job(
+    deploy_release: DeployRelease, cluster: Cluster
+) -> None:
     window = 8
-    gateway = deploy_release(dedup={"windowSeconds": window}).gateway
+    release = deploy_release(dedup={"windowSeconds": window})
+    gateway = release.gateway
     first = gateway.submit("windowed-object")
     assert first.status == 201
     # Resubmit until the window has passed: 200 (the same job) until then, 201 after.
@@ -49,3 +53,14 @@ def test_resubmission_after_the_window_is_a_new_job(deploy_release: DeployReleas
     assert 200 in seen, "a submission inside the window must have been deduplicated"
     assert second.body["job_id"] != first.body["job_id"]
     assert second.body["created_at"] > first.body["created_at"]
+
+    # What the protocol stored for the object goes once the window is over (the operator's
+    # sweep, every resyncSeconds); the shard itself stays.
+    shard, key = shard_name("windowed-object"), entry_key("windowed-object")
+
+    def claims() -> dict[str, str]:
+        data = cluster.core.read_namespaced_config_map(shard, release.namespace).data
+        return dict(data or {})
+
+    assert key in claims()
+    wait_until(lambda: key not in claims(), timeout=90, what="the closed claim to be pruned")
