@@ -63,11 +63,11 @@ def test_submissions_around_a_window_multiple_while_writes_are_slow_make_one_job
         f"\nslow admission: first {a.status} in {a_took:.1f} s, second {b.status} in {b_took:.1f} s"
     )
     print(f"webhook saw: {dict(webhook.seen)}")
-    assert max(a_took, b_took) >= 2 * DELAY, "the webhook held a claim and a ReportJob create"
-    assert webhook.seen["CREATE reportjobs"] >= 1
     assert sorted([a.status, b.status]) == [200, 201], (a.body, b.body)
     assert a.body["job_id"] == b.body["job_id"]
     _one_job_and_one_batch_job(gateway, cluster, namespace, a.body["job_id"])
+    assert webhook.seen["CREATE reportjobs"] >= 1
+    assert min(a_took, b_took) >= DELAY, "the webhook held every submission's writes"
 
 
 def test_twenty_concurrent_submissions_while_writes_are_slow_make_one_job(
