@@ -54,7 +54,9 @@ class JobPublic(BaseModel):
     sleep_seconds: int | None
     timeout_seconds: int
     attempts: int
-    created_at: datetime | None
+    created_at: datetime | None = Field(
+        description="When the job was accepted; its dedup window starts here."
+    )
     started_at: datetime | None
     finished_at: datetime | None
     message: str | None

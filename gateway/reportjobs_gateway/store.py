@@ -1,25 +1,37 @@
-"""The only module of the gateway that talks to the Kubernetes API (kubernetes_asyncio)."""
+"""The only module of the gateway that talks to the Kubernetes API (kubernetes_asyncio).
+
+Requests go through the client's plain `call_api` with paths: answers are JSON dicts, never
+model classes to build and serialize back. Every answer also gives the server's clock (Date).
+"""
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient, Configuration, CustomObjectsApi
+from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
-from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, StoreUnavailable
+from reportjobs_gateway.ports import (
+    AlreadyExists,
+    Read,
+    ReportJob,
+    Stale,
+    StoreUnavailable,
+    WindowShard,
+)
 from reportjobs_model import crd
+from reportjobs_model.timestamps import unix_of_http_date
 
 log = logging.getLogger(__name__)
 
 _UNREACHABLE = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ConfigException)
+_REPORTJOBS = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{{namespace}}/{crd.PLURAL}"
+_SHARDS = "/api/v1/namespaces/{namespace}/configmaps"
 
 
 class _Answered(Exception):
@@ -32,103 +44,122 @@ class _Answered(Exception):
 
 
 class KubeStore:
-    """ReportJobs of one namespace; the client is made on first use."""
+    """ReportJobs and window shards of one namespace; the client is made on first use."""
 
     def __init__(self, *, namespace: str, api_timeout_seconds: float) -> None:
         self._namespace = namespace
         self._timeout = api_timeout_seconds
         self._client: ApiClient | None = None
-        self._api: Any = None
         self._connecting = asyncio.Lock()
-        self._skew = 0.0
-
-    def clock_hint(self) -> float:
-        return time.time() + self._skew
 
     async def get(self, name: str) -> Read:
-        try:
-            data, server_time = await self._call("get_namespaced_custom_object", name=name)
-        except _Answered as answer:
-            if answer.status == 404:
-                return Read(obj=None, server_time=answer.server_time)
-            raise StoreUnavailable(f"unexpected {answer.status} reading {name}") from answer
-        return Read(obj=data, server_time=server_time)
+        return await self._get(f"{_REPORTJOBS}/{name}")
 
     async def create(self, body: ReportJob) -> Read:
-        try:
-            data, server_time = await self._call("create_namespaced_custom_object", body=body)
-        except _Answered as answer:
-            if answer.status == 409:
-                raise AlreadyExists(body["metadata"]["name"]) from answer
-            raise StoreUnavailable(f"unexpected {answer.status} creating a ReportJob") from answer
-        return Read(obj=data, server_time=server_time)
-
-    async def delete(self, *, name: str, uid: str) -> None:
-        options = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
-        # 404: already gone; 409: the name now belongs to another object.
-        with contextlib.suppress(_Answered):
-            await self._call("delete_namespaced_custom_object", name=name, body=options)
+        return await self._create(_REPORTJOBS, body)
 
     async def list(self, *, label_selector: str) -> list[ReportJob]:
-        data, _ = await self._call_plain("list", label_selector=label_selector)
+        data, _ = await self._plain("GET", _REPORTJOBS, query={"labelSelector": label_selector})
         items: list[ReportJob] = data.get("items") or []
         return items
 
+    async def get_window(self, name: str) -> Read:
+        return await self._get(f"{_SHARDS}/{name}")
+
+    async def create_window(self, body: WindowShard) -> None:
+        await self._create(_SHARDS, body)
+
+    async def replace_window(self, body: WindowShard) -> None:
+        name = body["metadata"]["name"]
+        try:
+            await self._call("PUT", f"{_SHARDS}/{name}", body=body)
+        except _Answered as answer:  # 409: another write came first
+            raise Stale(name) from answer
+
     async def ping(self) -> None:
-        await self._call_plain("list", limit=1)
+        await self._plain("GET", _REPORTJOBS, query={"limit": "1"})
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
-            self._client, self._api = None, None
+            self._client = None
 
-    async def _call_plain(self, verb: str, **kwargs: Any) -> tuple[Any, float]:
+    async def _get(self, path: str) -> Read:
         try:
-            return await self._call(f"{verb}_namespaced_custom_object", **kwargs)
+            data, server_time = await self._call("GET", path)
         except _Answered as answer:
-            raise StoreUnavailable(f"unexpected {answer.status} on {verb}") from answer
+            if answer.status == 404:
+                return Read(obj=None, server_time=answer.server_time)
+            raise StoreUnavailable(f"unexpected {answer.status} reading {path}") from answer
+        return Read(obj=data, server_time=server_time)
 
-    async def _call(self, method: str, **kwargs: Any) -> tuple[Any, float]:
-        """Call a CustomObjectsApi method; returns the data and the server's time."""
+    async def _create(self, path: str, body: dict[str, Any]) -> Read:
         try:
-            api = await self._objects()
-            data, _status, headers = await getattr(api, f"{method}_with_http_info")(
-                group=crd.GROUP,
-                version=crd.VERSION,
-                namespace=self._namespace,
-                plural=crd.PLURAL,
+            data, server_time = await self._call("POST", path, body=body)
+        except _Answered as answer:
+            if answer.status == 409:
+                raise AlreadyExists(body["metadata"]["name"]) from answer
+            raise StoreUnavailable(f"unexpected {answer.status} creating in {path}") from answer
+        return Read(obj=data, server_time=server_time)
+
+    async def _plain(
+        self, method: str, path: str, *, query: Mapping[str, str]
+    ) -> tuple[Any, float]:
+        try:
+            return await self._call(method, path, query=query)
+        except _Answered as answer:
+            raise StoreUnavailable(f"unexpected {answer.status} on {method} {path}") from answer
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> tuple[Any, float]:
+        """One request; returns the JSON answer and the server's time."""
+        try:
+            client = await self._connected()
+            data, _status, headers = await client.call_api(
+                path.format(namespace=self._namespace),
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body,
+                response_types_map={200: "object", 201: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=False,
                 _request_timeout=self._timeout,
-                **kwargs,
             )
         except ApiException as exc:
             if exc.status in (404, 409):
-                raise _Answered(exc.status, self._observe(exc.headers)) from exc
-            log.warning("Kubernetes API answered %s to %s: %s", exc.status, method, exc.reason)
+                raise _Answered(exc.status, _server_time(exc.headers)) from exc
+            log.warning(
+                "Kubernetes API answered %s to %s %s: %s", exc.status, method, path, exc.reason
+            )
             raise StoreUnavailable(f"Kubernetes API answered {exc.status} {exc.reason}") from exc
         except _UNREACHABLE as exc:
-            log.warning("Kubernetes API unreachable for %s: %r", method, exc)
+            log.warning("Kubernetes API unreachable for %s %s: %r", method, path, exc)
             raise StoreUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from exc
-        return data, self._observe(headers)
+        return data, _server_time(headers)
 
-    def _observe(self, headers: Mapping[str, str] | None) -> float:
-        """The server's time from the Date header (local time if it has none)."""
-        now = time.time()
-        date = (headers or {}).get("Date")
-        if date is None:
-            log.warning("Kubernetes API answer without a Date header; using the local clock")
-            return now
-        server_time = parsedate_to_datetime(date).timestamp()
-        self._skew = server_time - now
-        return server_time
-
-    async def _objects(self) -> Any:
+    async def _connected(self) -> ApiClient:
         async with self._connecting:
-            if self._api is None:
+            if self._client is None:
                 configuration = Configuration()
                 if os.environ.get("KUBERNETES_SERVICE_HOST"):
                     load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
                 else:
                     await load_kube_config(client_configuration=configuration)
                 self._client = ApiClient(configuration=configuration)
-                self._api = CustomObjectsApi(self._client)
-            return self._api
+            return self._client
+
+
+def _server_time(headers: Mapping[str, str] | None) -> float:
+    """The server's time from the Date header (local time if it has none)."""
+    date = (headers or {}).get("Date")
+    if date is None:
+        log.warning("Kubernetes API answer without a Date header; using the local clock")
+        return time.time()
+    return unix_of_http_date(date)

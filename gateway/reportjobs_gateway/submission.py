@@ -1,48 +1,40 @@
-"""The dedup protocol of docs/design.md, over any JobStore.
+"""The dedup protocol of docs/design.md ("Submission"), over any JobStore.
 
-Every decision uses the API server's clock (the Date header of its answers) and objects read
-from the API server; nothing cached decides anything.
+An object's window shard holds its open claim, if any. A submission reads the shard; if the
+object's claim is open at the server time of that read, the answer is its job. Otherwise it
+claims the window by writing the shard with the resourceVersion it read (or by creating the
+shard, which is never deleted), and the API server lets exactly one such write win. The winner
+creates the job the claim names; anyone who later finds the claim without its job creates the
+same job, so a crash in between loses nothing. Nothing here depends on how long a request
+takes between being stamped, admitted and committed.
 """
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from reportjobs_gateway.manifests import build_reportjob
-from reportjobs_gateway.ports import AlreadyExists, JobStore, ReportJob, StoreUnavailable
-from reportjobs_model.naming import job_name
-from reportjobs_model.reportjob import created_unix, is_deleting, is_void, uid_of
-from reportjobs_model.window import bucket_of
-
-SETTLE_SECONDS = 2
-"""A create's creationTimestamp is stamped a moment before it commits. A GET of bucket b-1
-in the first seconds of bucket b could miss a create stamped just before b began; waiting
-until the server clock is this far into the bucket makes such a create visible."""
+from reportjobs_gateway.manifests import build_reportjob, build_window_shard
+from reportjobs_gateway.ports import (
+    AlreadyExists,
+    JobStore,
+    ReportJob,
+    Stale,
+    StoreUnavailable,
+    WindowShard,
+)
+from reportjobs_model.window import Claim, entry_key, open_claim, pruned, shard_name
 
 MAX_ROUNDS = 8
-DELETING_PAUSE_SECONDS = 0.25
-
-Sleep = Callable[[float], Awaitable[None]]
+"""Lost claims in a row before giving up (each loss means another write made progress)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
     job: ReportJob
     created: bool
+    """True for the one submission that claimed the window (answered 201)."""
 
 
 class SubmissionGaveUp(StoreUnavailable):
     """No stable answer after MAX_ROUNDS rounds."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    store: JobStore
-    object_id: str
-    timeout_seconds: int
-    window: int
-    settle: int
-    sleep: Sleep
 
 
 async def submit(
@@ -51,78 +43,61 @@ async def submit(
     object_id: str,
     timeout_seconds: int,
     window_seconds: int,
-    sleep: Sleep = asyncio.sleep,
-    settle_seconds: int = SETTLE_SECONDS,
     max_rounds: int = MAX_ROUNDS,
 ) -> Submitted:
-    """Answer with the job of `object_id` created within the window, or create one."""
-    request = _Request(
-        store=store,
-        object_id=object_id,
-        timeout_seconds=timeout_seconds,
-        window=window_seconds,
-        settle=max(0, min(settle_seconds, window_seconds - 1)),
-        sleep=sleep,
-    )
-    t = store.clock_hint()
+    """Answer with the job whose window covers now, or claim the window for a new job."""
+    shard, key = shard_name(object_id), entry_key(object_id)
     for _ in range(max_rounds):
-        outcome, t = await _round(request, t)
-        if outcome is not None:
-            return outcome
+        read = await store.get_window(shard)
+        now, data = read.server_time, (read.obj or {}).get("data") or {}
+        claim = open_claim(data, key=key, now=now)
+        if claim is not None:
+            job = await _job_of(store, object_id=object_id, claim=claim)
+            if job is not None:
+                return Submitted(job=job, created=False)
+            continue
+        claim = Claim.new(
+            object_id=object_id,
+            now=now,
+            window_seconds=window_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+        version = None if read.obj is None else str(read.obj["metadata"]["resourceVersion"])
+        body = build_window_shard(
+            name=shard,
+            data={**pruned(data, now=now), key: claim.to_entry()},
+            resource_version=version,
+        )
+        if await _written(store, body, create=version is None):
+            job = await _job_of(store, object_id=object_id, claim=claim, known_new=True)
+            if job is not None:
+                return Submitted(job=job, created=True)
     raise SubmissionGaveUp(f"no stable answer for the submission after {max_rounds} rounds")
 
 
-def _answers_at(reportjob: ReportJob, *, now: float, window: int) -> bool:
-    """Whether a request at server time `now` may be answered with this job."""
-    return (
-        not is_void(reportjob)
-        and not is_deleting(reportjob)
-        and created_unix(reportjob) + window > now
-    )
-
-
-async def _round(request: _Request, t: float) -> tuple[Submitted | None, float]:
-    """Steps 1 and 2; returns the outcome (None: start again) and the latest server time."""
-    bucket = bucket_of(t=t, window=request.window)
-    previous = await request.store.get(job_name(object_id=request.object_id, bucket=bucket - 1))
-    t = previous.server_time
-    if bucket_of(t=t, window=request.window) != bucket:
-        return None, t
-    unsettled = bucket * request.window + request.settle - t
-    if unsettled > 0:
-        await request.sleep(unsettled)
-        return None, t + unsettled
-    if previous.obj is not None and _answers_at(previous.obj, now=t, window=request.window):
-        return Submitted(job=previous.obj, created=False), t
-    return await _create(request, bucket)
-
-
-async def _create(request: _Request, bucket: int) -> tuple[Submitted | None, float]:
-    """Step 3."""
-    store = request.store
-    name = job_name(object_id=request.object_id, bucket=bucket)
-    body = build_reportjob(
-        name=name,
-        object_id=request.object_id,
-        timeout_seconds=request.timeout_seconds,
-        window_seconds=request.window,
-        bucket=bucket,
-    )
+async def _written(store: JobStore, body: WindowShard, *, create: bool) -> bool:
+    """Create the shard, or replace the version read; False when another write came first."""
     try:
-        read = await store.create(body)
-        created = True
+        if create:
+            await store.create_window(body)
+        else:
+            await store.replace_window(body)
+    except (AlreadyExists, Stale):
+        return False
+    return True
+
+
+async def _job_of(
+    store: JobStore, *, object_id: str, claim: Claim, known_new: bool = False
+) -> ReportJob | None:
+    """The job a claim names, created (idempotently: same name, same spec) if it is missing.
+
+    `known_new` skips the first read: the claim was just won, so the job is not there yet."""
+    if not known_new:
+        found = await store.get(claim.job_name)
+        if found.obj is not None:
+            return found.obj
+    try:
+        return (await store.create(build_reportjob(object_id=object_id, claim=claim))).obj
     except AlreadyExists:
-        read = await store.get(name)
-        created = False
-    job, t = read.obj, read.server_time
-    if job is None:
-        return None, t
-    if is_void(job):
-        await store.delete(name=name, uid=uid_of(job))
-        return None, t
-    if is_deleting(job):
-        await request.sleep(DELETING_PAUSE_SECONDS)
-        return None, t + DELETING_PAUSE_SECONDS
-    if not _answers_at(job, now=t, window=request.window):
-        return None, t
-    return Submitted(job=job, created=created), t
+        return (await store.get(claim.job_name)).obj

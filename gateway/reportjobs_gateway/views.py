@@ -7,7 +7,7 @@ from reportjobs_gateway.schemas import JobPublic
 from reportjobs_model.phase import Phase
 from reportjobs_model.reportjob import (
     ReportJobBody,
-    created_unix,
+    accepted_unix,
     metadata_of,
     spec_of,
     status_of,
@@ -28,7 +28,7 @@ def to_public(reportjob: ReportJobBody) -> JobPublic:
         sleep_seconds=status.get("sleepSeconds"),
         timeout_seconds=spec["timeoutSeconds"],
         attempts=status.get("attempts", 0),
-        created_at=_moment(metadata.get("creationTimestamp")),
+        created_at=_moment(spec.get("acceptedAt")),
         started_at=_moment(status.get("startedAt")),
         finished_at=_moment(status.get("finishedAt")),
         message=status.get("message"),
@@ -36,9 +36,5 @@ def to_public(reportjob: ReportJobBody) -> JobPublic:
 
 
 def newest_first(reportjobs: Sequence[ReportJobBody]) -> list[ReportJobBody]:
-    """Newest creation first; equal seconds are ordered by bucket, then name."""
-    return sorted(
-        reportjobs,
-        key=lambda rj: (created_unix(rj), spec_of(rj).get("bucket", 0), metadata_of(rj)["name"]),
-        reverse=True,
-    )
+    """Newest first (an object's jobs are accepted at least a window apart)."""
+    return sorted(reportjobs, key=accepted_unix, reverse=True)

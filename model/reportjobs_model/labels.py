@@ -16,3 +16,9 @@ OBJECT_HASH: Final = "reportjobs.io/object-hash"
 
 REPORTJOB: Final = "reportjobs.io/reportjob"
 """Key of the label naming the owning ReportJob on Jobs and worker pods."""
+
+COMPONENT: Final = "app.kubernetes.io/component"
+"""Key of the standard component label."""
+
+DEDUP_WINDOWS: Final = "dedup-windows"
+"""component value on every window shard (the operator lists them by it)."""

@@ -13,9 +13,12 @@ def object_hash(object_id: str) -> str:
     return hashlib.sha256(object_id.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def job_name(*, object_id: str, bucket: int) -> str:
-    """Name of the ReportJob (and of its batch Job): this is also the public job id."""
-    return f"rj-{object_hash(object_id)}-{bucket}"
+def job_name(*, object_id: str, accepted_at: int) -> str:
+    """Name of the ReportJob (and of its batch Job): this is also the public job id.
+
+    `accepted_at` is the unix second its window began; an object's jobs are at least a window
+    apart, so the name is unique."""
+    return f"rj-{object_hash(object_id)}-{accepted_at}"
 
 
 def is_job_name(name: str) -> bool:

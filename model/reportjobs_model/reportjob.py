@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from reportjobs_model.timestamps import unix_of
-from reportjobs_model.window import is_late
 
 ReportJobBody = Mapping[str, Any]
 
@@ -32,19 +31,14 @@ def uid_of(reportjob: ReportJobBody) -> str:
     return str(metadata_of(reportjob)["uid"])
 
 
-def created_unix(reportjob: ReportJobBody) -> float:
-    """metadata.creationTimestamp (set by the API server) in unix seconds."""
-    return unix_of(str(metadata_of(reportjob)["creationTimestamp"]))
+def accepted_unix(reportjob: ReportJobBody) -> float:
+    """spec.acceptedAt (the server time its dedup window began) in unix seconds."""
+    return unix_of(str(spec_of(reportjob)["acceptedAt"]))
 
 
-def is_void(reportjob: ReportJobBody) -> bool:
-    """Late: created after its own bucket (in its own window) ended. Nobody answers with it."""
-    spec = spec_of(reportjob)
-    return is_late(
-        created_unix=created_unix(reportjob),
-        bucket=int(spec["bucket"]),
-        window=int(spec["windowSeconds"]),
-    )
+def window_end_unix(reportjob: ReportJobBody) -> float:
+    """When the job's dedup window ends: a submission from then on may start a new job."""
+    return accepted_unix(reportjob) + int(spec_of(reportjob)["windowSeconds"])
 
 
 def is_deleting(reportjob: ReportJobBody) -> bool:

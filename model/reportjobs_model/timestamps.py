@@ -1,6 +1,7 @@
 """RFC 3339 timestamps as Kubernetes writes them: UTC, whole seconds, trailing `Z`."""
 
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 def format_rfc3339(moment: datetime) -> str:
@@ -8,6 +9,11 @@ def format_rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_unix(unix: float) -> str:
+    """`format_rfc3339` of a unix time (fractions dropped)."""
+    return format_rfc3339(datetime.fromtimestamp(int(unix), UTC))
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -30,3 +36,8 @@ def unix_of(text: str) -> float:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def unix_of_http_date(text: str) -> float:
+    """Unix seconds of an HTTP `Date` header (`Fri, 27 Nov 2026 03:33:03 GMT`)."""
+    return parsedate_to_datetime(text).timestamp()

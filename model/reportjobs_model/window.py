@@ -1,18 +1,100 @@
-"""Dedup window arithmetic: time is cut into buckets of `window` seconds."""
+"""Dedup windows as the window shards hold them (pure).
+
+Every object id belongs to one of `SHARD_COUNT` window shards, ConfigMaps named by
+`shard_name`, which are created on first use and never deleted. A shard's `data` maps the
+object hash of each object with an open window to its claim: the object's newest job and when
+it was accepted. A shard changes only by a create (it did not exist) or by a replace carrying
+the `resourceVersion` that was read, so the API server orders every claim of an object, and no
+deletion can make a stale "absent" read true again; the proof is in docs/design.md.
+Closed claims are pruned by whoever writes the shard next, and by the operator's sweep.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from reportjobs_model.naming import job_name, object_hash
+from reportjobs_model.timestamps import format_unix, unix_of
+
+SHARD_COUNT: Final = 256
+"""Fixed: changing it would move open windows to shards where nobody looks for them."""
+
+SHARD_PREFIX: Final = "reportjobs-windows-"
 
 
-def bucket_of(*, t: float, window: int) -> int:
-    """The bucket that unix time `t` falls in: floor(t / window)."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1 second, got {window}")
-    return int(t // window)
+def shard_name(object_id: str) -> str:
+    """The window shard of an object id: the first two hex digits of its hash."""
+    return f"{SHARD_PREFIX}{object_hash(object_id)[:2]}"
 
 
-def bucket_end(*, bucket: int, window: int) -> int:
-    """First unix second that no longer belongs to `bucket`."""
-    return (bucket + 1) * window
+def all_shard_names() -> list[str]:
+    return [f"{SHARD_PREFIX}{index:02x}" for index in range(SHARD_COUNT)]
 
 
-def is_late(*, created_unix: float, bucket: int, window: int) -> bool:
-    """A ReportJob whose creation committed after its bucket ended is void."""
-    return created_unix >= bucket_end(bucket=bucket, window=window)
+def entry_key(object_id: str) -> str:
+    """The key of an object's claim in its shard's data."""
+    return object_hash(object_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """One job's hold on an object's window: from `accepted_at` for `window_seconds`."""
+
+    job_name: str
+    accepted_at: int
+    window_seconds: int
+    timeout_seconds: int
+
+    @classmethod
+    def new(
+        cls, *, object_id: str, now: float, window_seconds: int, timeout_seconds: int
+    ) -> "Claim":
+        """A claim accepted at server time `now` (whole seconds, as the Date header has)."""
+        accepted_at = int(now)
+        return cls(
+            job_name=job_name(object_id=object_id, accepted_at=accepted_at),
+            accepted_at=accepted_at,
+            window_seconds=window_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+
+    def is_open(self, *, now: float) -> bool:
+        """Whether a submission at server time `now` belongs to this job."""
+        return now < self.accepted_at + self.window_seconds
+
+    def to_entry(self) -> str:
+        return json.dumps(
+            {
+                "job": self.job_name,
+                "acceptedAt": format_unix(self.accepted_at),
+                "windowSeconds": self.window_seconds,
+                "timeoutSeconds": self.timeout_seconds,
+            },
+            separators=(",", ":"),
+        )
+
+
+def claim_of(entry: str) -> Claim | None:
+    """The claim an entry holds; None when it cannot be read (it then counts as absent)."""
+    try:
+        fields = json.loads(entry)
+        return Claim(
+            job_name=str(fields["job"]),
+            accepted_at=int(unix_of(str(fields["acceptedAt"]))),
+            window_seconds=int(fields["windowSeconds"]),
+            timeout_seconds=int(fields["timeoutSeconds"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def open_claim(data: Mapping[str, str], *, key: str, now: float) -> Claim | None:
+    """The claim under `key` if its window is open at server time `now`."""
+    claim = claim_of(data[key]) if key in data else None
+    return claim if claim is not None and claim.is_open(now=now) else None
+
+
+def pruned(data: Mapping[str, str], *, now: float) -> dict[str, str]:
+    """The entries whose window is still open at server time `now`."""
+    return {key: entry for key, entry in data.items() if open_claim(data, key=key, now=now)}

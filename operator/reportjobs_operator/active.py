@@ -6,7 +6,7 @@ import contextlib
 import kopf
 
 from reportjobs_operator.handlers import register
-from reportjobs_operator.ports import ReconcileApi
+from reportjobs_operator.ports import ReconcileApi, WindowApi
 from reportjobs_operator.reconcile import Reconciler
 from reportjobs_operator.resync import resync_forever
 
@@ -16,6 +16,7 @@ async def run_active(
     *,
     reconciler: Reconciler,
     api: ReconcileApi,
+    windows: WindowApi,
     namespace: str,
     resync_seconds: float,
 ) -> None:
@@ -26,6 +27,7 @@ async def run_active(
         resync_forever(
             reconciler=reconciler,
             api=api,
+            windows=windows,
             namespace=namespace,
             interval=resync_seconds,
             stop=stop_flag,

@@ -16,9 +16,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import load_incluster_config, load_kube_config
 
 from reportjobs_model import crd, labels
+from reportjobs_model.timestamps import unix_of_http_date
 from reportjobs_operator.ports import Conflict, Obj
 
 _CRD: dict[str, Any] = {"group": crd.GROUP, "version": crd.VERSION, "plural": crd.PLURAL}
+_WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
 
 
 def _delete_options(uid: str) -> Obj:
@@ -26,7 +28,7 @@ def _delete_options(uid: str) -> Obj:
 
 
 class KubeApi:
-    """Implements ReconcileApi and LeaseApi with kubernetes_asyncio."""
+    """Implements ReconcileApi, LeaseApi and WindowApi with kubernetes_asyncio."""
 
     def __init__(self, client: ApiClient, *, timeout: float) -> None:
         self._client = client
@@ -166,6 +168,20 @@ class KubeApi:
     async def replace_lease(self, *, namespace: str, body: Obj) -> Obj:
         return await self._plain(
             self._leases.replace_namespaced_lease(
+                body["metadata"]["name"], namespace, body, _request_timeout=self._timeout
+            )
+        )
+
+    async def list_window_shards(self, *, namespace: str) -> tuple[list[Obj], float]:
+        answer, _status, headers = await self._core.list_namespaced_config_map_with_http_info(
+            namespace, label_selector=_WINDOW_SHARDS, _request_timeout=self._timeout
+        )
+        items: list[Obj] = self._client.sanitize_for_serialization(answer).get("items") or []
+        return items, unix_of_http_date(headers["Date"])
+
+    async def replace_window_shard(self, *, namespace: str, body: Obj) -> None:
+        await self._plain(
+            self._core.replace_namespaced_config_map(
                 body["metadata"]["name"], namespace, body, _request_timeout=self._timeout
             )
         )

@@ -57,6 +57,7 @@ async def serve(config: OperatorConfig) -> int:
         run_active,
         reconciler=reconciler,
         api=api,
+        windows=api,
         namespace=config.namespace,
         resync_seconds=config.resync_seconds,
     )

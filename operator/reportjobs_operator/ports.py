@@ -47,3 +47,13 @@ class LeaseApi(Protocol):
     async def replace_lease(self, *, namespace: str, body: Obj) -> Obj:
         """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
         ...
+
+
+class WindowApi(Protocol):
+    async def list_window_shards(self, *, namespace: str) -> tuple[list[Obj], float]:
+        """The gateway's window shards (ConfigMaps) and the server's time of the answer."""
+        ...
+
+    async def replace_window_shard(self, *, namespace: str, body: Obj) -> None:
+        """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
+        ...

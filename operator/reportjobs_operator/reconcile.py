@@ -2,13 +2,20 @@
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from reportjobs_model.phase import Phase
-from reportjobs_model.reportjob import is_deleting, is_void, name_of, status_of, uid_of
+from reportjobs_model.reportjob import (
+    ReportJobBody,
+    is_deleting,
+    name_of,
+    status_of,
+    uid_of,
+    window_end_unix,
+)
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
 from reportjobs_operator.k8s import is_controlled_by
 from reportjobs_operator.locks import KeyedLocks
@@ -51,7 +58,7 @@ class Reconciler:
         if has_job or not Phase(status.get("phase", Phase.PENDING)).is_terminal:
             return False
         return not _retention_over(
-            status, retention_seconds=self._policy.retention_seconds, now=self._clock()
+            reportjob, retention_seconds=self._policy.retention_seconds, now=self._clock()
         )
 
     async def reconcile(self, *, namespace: str, name: str) -> None:
@@ -74,10 +81,16 @@ class Reconciler:
             log.warning("gave up on %s/%s after %d conflicts", namespace, name, MAX_PASSES)
 
 
-def _retention_over(status: Mapping[str, Any], *, retention_seconds: int, now: datetime) -> bool:
-    finished = status.get("finishedAt")
+def _retention_over(reportjob: ReportJobBody, *, retention_seconds: int, now: datetime) -> bool:
+    """Finished longer than the retention ago, and its dedup window is over: a submission inside
+    the window re-creates a missing job (docs/design.md), so it must not be deleted before."""
+    finished = status_of(reportjob).get("finishedAt")
     retention = timedelta(seconds=retention_seconds)
-    return finished is not None and parse_rfc3339(finished) + retention < now
+    return (
+        finished is not None
+        and parse_rfc3339(finished) + retention < now
+        and window_end_unix(reportjob) <= now.timestamp()
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,10 +106,6 @@ class _Pass:
     async def run(self, name: str) -> None:
         reportjob = await self.api.get_reportjob(namespace=self.namespace, name=name)
         if reportjob is None or is_deleting(reportjob):
-            return
-        if is_void(reportjob):
-            log.info("deleting late ReportJob %s/%s", self.namespace, name)
-            await self._delete_reportjob(reportjob)
             return
         if status_of(reportjob).get("sleepSeconds") is None:
             reportjob = await self._draw_sleep(reportjob)
@@ -154,12 +163,10 @@ class _Pass:
         """Steps 5 and 6."""
         if job is not None:
             await self.api.delete_job(namespace=self.namespace, name=name_of(job), uid=uid_of(job))
-        status = status_of(reportjob)
-        if _retention_over(status, retention_seconds=self.policy.retention_seconds, now=self.now):
+        if _retention_over(
+            reportjob, retention_seconds=self.policy.retention_seconds, now=self.now
+        ):
             log.info("retention over: deleting ReportJob %s", name_of(reportjob))
-            await self._delete_reportjob(reportjob)
-
-    async def _delete_reportjob(self, reportjob: Obj) -> None:
-        await self.api.delete_reportjob(
-            namespace=self.namespace, name=name_of(reportjob), uid=uid_of(reportjob)
-        )
+            await self.api.delete_reportjob(
+                namespace=self.namespace, name=name_of(reportjob), uid=uid_of(reportjob)
+            )

@@ -1,4 +1,5 @@
-"""Safety net: reconcile every ReportJob periodically (catches missed events, retention).
+"""Safety net: reconcile every ReportJob periodically (catches missed events, retention), and
+prune closed claims from the dedup window shards.
 
 kopf timers would put kopf's finalizer on every ReportJob, so deletions would hang while no
 operator runs; this loop needs nothing on the objects.
@@ -9,8 +10,9 @@ import logging
 
 from reportjobs_model.reportjob import name_of
 from reportjobs_operator.aio import wait_for_flag
-from reportjobs_operator.ports import ReconcileApi
+from reportjobs_operator.ports import ReconcileApi, WindowApi
 from reportjobs_operator.reconcile import Reconciler
+from reportjobs_operator.windows import sweep_window_shards
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ async def resync_forever(
     *,
     reconciler: Reconciler,
     api: ReconcileApi,
+    windows: WindowApi,
     namespace: str,
     interval: float,
     stop: asyncio.Event,
@@ -42,3 +45,7 @@ async def resync_forever(
             await resync_once(reconciler=reconciler, api=api, namespace=namespace)
         except Exception:
             log.exception("resync of namespace %s failed", namespace)
+        try:
+            await sweep_window_shards(api=windows, namespace=namespace)
+        except Exception:
+            log.exception("sweeping the dedup window shards of namespace %s failed", namespace)

@@ -11,6 +11,10 @@ PYTHON=${PYTHON:-$REPO_ROOT/.venv/bin/python}
 ref=$(<"$CLUSTER_DIR/image")
 values=$(printf '{"image": {"repository": "%s", "tag": "%s"}, %s}' "${ref%:*}" "${ref##*:}" \
   '"service": {"type": "NodePort", "nodePort": 30080}')
+# Helm installs crds/ once and never upgrades them: apply the current CRD first (with the test
+# bed's kubectl where it was built).
+export PATH=$K8S_BIN_DIR:$PATH
+retry 3 5 kubectl --kubeconfig "$KUBECONFIG_OUT" apply -f "$REPO_ROOT/deploy/crds/" >/dev/null
 log "deploying release $RELEASE ($ref) to namespace $NAMESPACE"
 retry 3 10 "$PYTHON" "$REPO_ROOT/scripts/helmctl.py" deploy --kubeconfig "$KUBECONFIG_OUT" \
   --release "$RELEASE" --namespace "$NAMESPACE" --values "$values" --timeout 300

@@ -1,14 +1,18 @@
 """In-memory stand-ins for the Kubernetes API at the client-wrapper level."""
 
+from __future__ import annotations
+
 import asyncio
 import copy
 import itertools
+import json
 import math
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, StoreUnavailable
-from reportjobs_model.timestamps import format_rfc3339
+from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, Stale, StoreUnavailable
+from reportjobs_model.timestamps import format_rfc3339, format_unix
 from reportjobs_operator.manifests import WorkerTemplate
 from reportjobs_operator.ports import Conflict, Obj
 
@@ -33,43 +37,53 @@ def new_uid() -> str:
     return f"uid-{next(_uids)}"
 
 
-class FakeStore:
-    """A namespace of ReportJobs with a controllable server clock.
+Pause = Callable[[str], Awaitable[None]]
 
-    Like the API server: the Date header and creationTimestamp have whole seconds, and each
-    call yields to the event loop so concurrent submissions interleave.
+
+async def _yield(_: str) -> None:
+    await asyncio.sleep(0)
+
+
+class FakeStore:
+    """ReportJobs and window shards of one namespace, with a controllable server clock.
+
+    Like the API server: the Date header has whole seconds; a write that carries a stale
+    resourceVersion fails; every call pauses before it takes effect and again before it answers
+    (`pause`, by default one yield to the event loop), so concurrent submissions interleave and
+    a test can move the clock in between, as admission webhooks or a slow etcd would.
     """
 
-    def __init__(self, *, now: float, hint_offset: float = 0.0) -> None:
+    def __init__(self, *, now: float, pause: Pause = _yield) -> None:
         self.now = now
-        self.hint_offset = hint_offset
+        self.pause = pause
         self.objects: dict[str, ReportJob] = {}
-        self.create_delays: list[float] = []
-        self.deleted: list[str] = []
+        self.windows: dict[str, Obj] = {}
+        """Window shards (ConfigMaps) by name."""
+        self.claims: list[str] = []
+        """Every job name a claim was ever written with, in order."""
         self.calls: list[str] = []
-        self.sleeps: list[float] = []
-
-    def clock_hint(self) -> float:
-        return self.now + self.hint_offset
+        self._versions = itertools.count(1)
 
     def _date(self) -> float:
         return float(math.floor(self.now))
 
+    async def _answer(self, obj: Obj | None) -> Read:
+        await self.pause("answer")
+        return Read(obj=copy.deepcopy(obj), server_time=self._date())
+
     async def get(self, name: str) -> Read:
-        await asyncio.sleep(0)
+        await self.pause("get")
         self.calls.append(f"get {name}")
-        return Read(obj=copy.deepcopy(self.objects.get(name)), server_time=self._date())
+        return await self._answer(self.objects.get(name))
 
     async def create(self, body: ReportJob) -> Read:
-        await asyncio.sleep(0)
+        stamped = self.now  # creationTimestamp is stamped before admission and the commit
+        await self.pause("create")
         name = body["metadata"]["name"]
         self.calls.append(f"create {name}")
-        if self.create_delays:
-            self.now += self.create_delays.pop(0)
         if name in self.objects:
             raise AlreadyExists(name)
-        self.insert(body, created=self.now)
-        return Read(obj=copy.deepcopy(self.objects[name]), server_time=self._date())
+        return await self._answer(self.insert(body, created=stamped))
 
     def insert(self, body: ReportJob, *, created: float) -> ReportJob:
         obj = copy.deepcopy(body)
@@ -79,13 +93,6 @@ class FakeStore:
         self.objects[obj["metadata"]["name"]] = obj
         return obj
 
-    async def delete(self, *, name: str, uid: str) -> None:
-        await asyncio.sleep(0)
-        self.calls.append(f"delete {name}")
-        if name in self.objects and self.objects[name]["metadata"]["uid"] == uid:
-            del self.objects[name]
-            self.deleted.append(name)
-
     async def list(self, *, label_selector: str) -> list[ReportJob]:
         key, _, value = label_selector.partition("=")
         return [
@@ -94,12 +101,57 @@ class FakeStore:
             if obj["metadata"].get("labels", {}).get(key) == value
         ]
 
+    async def get_window(self, name: str) -> Read:
+        await self.pause("get_window")
+        self.calls.append(f"get_window {name}")
+        return await self._answer(self.windows.get(name))
+
+    async def create_window(self, body: Obj) -> None:
+        await self.pause("create_window")
+        name = body["metadata"]["name"]
+        self.calls.append(f"create_window {name}")
+        if name in self.windows:
+            raise AlreadyExists(name)
+        self._store_window(body)
+        await self.pause("answer")
+
+    async def replace_window(self, body: Obj) -> None:
+        await self.pause("replace_window")
+        name = body["metadata"]["name"]
+        self.calls.append(f"replace_window {name}")
+        current = self.windows.get(name)
+        if current is None or self._stale(body, current):
+            raise Stale(name)
+        self._store_window(body)
+        await self.pause("answer")
+
+    def _stale(self, body: Obj, current: Obj) -> bool:
+        version = body["metadata"].get("resourceVersion")
+        return bool(version != current["metadata"]["resourceVersion"])
+
+    def _store_window(self, body: Obj) -> None:
+        shard = copy.deepcopy(body)
+        shard["metadata"]["resourceVersion"] = str(next(self._versions))
+        before = (self.windows.get(shard["metadata"]["name"]) or {}).get("data") or {}
+        for key, entry in (shard.get("data") or {}).items():
+            if before.get(key) != entry:
+                self.claims.append(json.loads(entry)["job"])
+        self.windows[shard["metadata"]["name"]] = shard
+
+    # WindowApi (the operator's side), so the operator's sweep runs against the same state.
+    async def list_window_shards(self, *, namespace: str) -> tuple[list[Obj], float]:
+        await self.pause("list_window_shards")
+        shards = copy.deepcopy(list(self.windows.values()))
+        return shards, (await self._answer(None)).server_time
+
+    async def replace_window_shard(self, *, namespace: str, body: Obj) -> None:
+        try:
+            await self.replace_window(body)
+        except Stale as stale:
+            raise Conflict(str(stale)) from stale
+
     async def ping(self) -> None:
         return None
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class DownStore(FakeStore):
@@ -113,6 +165,9 @@ class DownStore(FakeStore):
         raise self.error
 
     async def create(self, body: ReportJob) -> Read:
+        raise self.error
+
+    async def get_window(self, name: str) -> Read:
         raise self.error
 
     async def list(self, *, label_selector: str) -> list[ReportJob]:
@@ -244,7 +299,6 @@ def reportjob(
     name: str = "rj-0123456789abcdef01234567-5",
     object_id: str = "invoice-42",
     created: float = 5 * 300 + 10,
-    bucket: int = 5,
     window: int = 300,
     timeout: int = 60,
     status: dict[str, Any] | None = None,
@@ -266,7 +320,7 @@ def reportjob(
             "objectId": object_id,
             "timeoutSeconds": timeout,
             "windowSeconds": window,
-            "bucket": bucket,
+            "acceptedAt": format_unix(created),
         },
         **({"status": status} if status is not None else {}),
     }

@@ -8,9 +8,25 @@ import pytest
 from reportjobs_model import crd, labels
 from reportjobs_model.naming import is_job_name, job_name, object_hash
 from reportjobs_model.phase import Phase
-from reportjobs_model.reportjob import created_unix, is_void
-from reportjobs_model.timestamps import format_rfc3339, normalize_rfc3339, parse_rfc3339, unix_of
-from reportjobs_model.window import bucket_end, bucket_of, is_late
+from reportjobs_model.reportjob import accepted_unix, window_end_unix
+from reportjobs_model.timestamps import (
+    format_rfc3339,
+    format_unix,
+    normalize_rfc3339,
+    parse_rfc3339,
+    unix_of,
+    unix_of_http_date,
+)
+from reportjobs_model.window import (
+    SHARD_COUNT,
+    Claim,
+    all_shard_names,
+    claim_of,
+    entry_key,
+    open_claim,
+    pruned,
+    shard_name,
+)
 from tests.unit.fakes import reportjob, stamp
 
 
@@ -33,8 +49,10 @@ def test_object_hash_is_24_hex_of_sha256() -> None:
 
 
 def test_job_name() -> None:
-    assert job_name(object_id="abc", bucket=5_000_000) == "rj-ba7816bf8f01cfea414140de-5000000"
-    name = job_name(object_id="📄" * 256, bucket=6_000_000)
+    assert job_name(object_id="abc", accepted_at=1_700_000_000) == (
+        "rj-ba7816bf8f01cfea414140de-1700000000"
+    )
+    name = job_name(object_id="📄" * 256, accepted_at=99_999_999_999)
     assert len(name) <= 63
     assert is_job_name(name)
 
@@ -56,47 +74,60 @@ def test_is_job_name(name: str, valid: bool) -> None:
     assert is_job_name(name) is valid
 
 
-@pytest.mark.parametrize(
-    ("t", "window", "bucket"),
-    [
-        (0, 300, 0),
-        (299, 300, 0),
-        (299.999, 300, 0),
-        (300, 300, 1),
-        (1_700_000_000, 300, 5_666_666),
-        (1_700_000_100, 300, 5_666_667),
-        (7, 1, 7),
-    ],
-)
-def test_bucket_of(t: float, window: int, bucket: int) -> None:
-    assert bucket_of(t=t, window=window) == bucket
+def test_shards() -> None:
+    assert shard_name("abc") == "reportjobs-windows-ba"
+    assert entry_key("abc") == "ba7816bf8f01cfea414140de"
+    names = all_shard_names()
+    assert len(set(names)) == SHARD_COUNT == 256
+    assert names[0] == "reportjobs-windows-00"
+    assert names[-1] == "reportjobs-windows-ff"
+    assert {shard_name(f"object-{i}") for i in range(5000)} == set(names)
 
 
-def test_bucket_of_rejects_empty_window() -> None:
-    with pytest.raises(ValueError, match="window"):
-        bucket_of(t=10, window=0)
+def test_claim_window_is_half_open() -> None:
+    claim = Claim.new(object_id="abc", now=1000.9, window_seconds=300, timeout_seconds=60)
+    assert claim.job_name == "rj-ba7816bf8f01cfea414140de-1000"
+    assert claim.accepted_at == 1000
+    assert claim.is_open(now=1000)
+    assert claim.is_open(now=1299.99)
+    assert not claim.is_open(now=1300)
 
 
-def test_bucket_end() -> None:
-    assert bucket_end(bucket=3, window=300) == 1200
+def test_claim_entry_round_trip() -> None:
+    claim = Claim.new(object_id="abc", now=1_700_000_000, window_seconds=30, timeout_seconds=7)
+    assert claim_of(claim.to_entry()) == claim
+    assert claim.to_entry() == (
+        '{"job":"rj-ba7816bf8f01cfea414140de-1700000000","acceptedAt":"2023-11-14T22:13:20Z",'
+        '"windowSeconds":30,"timeoutSeconds":7}'
+    )
 
 
-@pytest.mark.parametrize(
-    ("created", "late"),
-    [(900, False), (1199, False), (1199.999, False), (1200, True), (1500, True)],
-)
-def test_is_late_at_the_bucket_end(created: float, late: bool) -> None:
-    assert is_late(created_unix=created, bucket=3, window=300) is late
+@pytest.mark.parametrize("entry", ["", "{", "[]", '{"job": "x"}', '{"job":"x","acceptedAt":"no"}'])
+def test_unreadable_entries_are_no_claim(entry: str) -> None:
+    assert claim_of(entry) is None
 
 
-def test_is_void_reads_the_objects_own_window() -> None:
-    on_time = reportjob(created=5 * 300 + 299, bucket=5, window=300)
-    late = reportjob(created=6 * 300, bucket=5, window=300)
-    other_window = reportjob(created=6 * 300, bucket=3, window=600)
-    assert not is_void(on_time)
-    assert is_void(late)
-    assert not is_void(other_window)
-    assert created_unix(on_time) == 5 * 300 + 299
+def test_open_claim_and_pruning() -> None:
+    old = Claim.new(object_id="a", now=100, window_seconds=10, timeout_seconds=1)
+    new = Claim.new(object_id="b", now=105, window_seconds=10, timeout_seconds=1)
+    data = {"a": old.to_entry(), "b": new.to_entry(), "junk": "?"}
+    assert open_claim(data, key="a", now=109) == old
+    assert open_claim(data, key="a", now=110) is None
+    assert open_claim(data, key="missing", now=100) is None
+    assert open_claim(data, key="junk", now=100) is None
+    assert pruned(data, now=110) == {"b": new.to_entry()}
+    assert pruned(data, now=115) == {}
+
+
+def test_reportjob_window() -> None:
+    rj = reportjob(created=1_700_000_000, window=300)
+    assert accepted_unix(rj) == 1_700_000_000
+    assert window_end_unix(rj) == 1_700_000_300
+
+
+def test_http_date_and_unix_formatting() -> None:
+    assert unix_of_http_date("Tue, 14 Nov 2023 22:13:20 GMT") == 1_700_000_000
+    assert format_unix(1_700_000_000.9) == "2023-11-14T22:13:20Z"
 
 
 def test_phase_values_and_terminality() -> None:

@@ -30,10 +30,12 @@ class Draws:
         return self.value
 
 
-def _setup(**rj: Any) -> tuple[FakeOperatorApi, Reconciler, Draws, dict[str, Any]]:
+def _setup(
+    created: float = B * W + 50, **rj: Any
+) -> tuple[FakeOperatorApi, Reconciler, Draws, dict[str, Any]]:
     api = FakeOperatorApi()
     draws = Draws(23)
-    created = api.add_reportjob(reportjob(name=NAME, bucket=B, created=B * W + 50, window=W, **rj))
+    created = api.add_reportjob(reportjob(name=NAME, created=created, window=W, **rj))
     reconciler = Reconciler(api=api, policy=POLICY, draw=draws, clock=lambda: NOW)
     return api, reconciler, draws, created
 
@@ -97,16 +99,6 @@ async def test_gone_or_deleting_reportjobs_are_left_alone() -> None:
     await reconciler.reconcile(namespace="ns", name="rj-unknown-1")
     assert draws.calls == []
     assert api.jobs == {}
-
-
-async def test_late_reportjob_is_deleted_and_never_run() -> None:
-    api = FakeOperatorApi()
-    api.add_reportjob(reportjob(name=NAME, bucket=B, created=(B + 1) * W, window=W))
-    reconciler = Reconciler(api=api, policy=POLICY, draw=Draws(1), clock=lambda: NOW)
-    await _reconcile(reconciler)
-    assert api.reportjobs == {}
-    assert api.jobs == {}
-    assert f"delete_reportjob {NAME}" in api.calls
 
 
 async def test_an_existing_job_of_ours_is_adopted() -> None:
@@ -173,10 +165,21 @@ async def test_terminal_status_is_written_then_the_job_deleted() -> None:
 
 async def test_expired_reportjobs_are_deleted() -> None:
     api, reconciler, _, _ = _setup(
-        status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)}
+        created=B * W - 4000,
+        status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
     )
     await _reconcile(reconciler)
     assert api.reportjobs == {}
+
+
+async def test_kept_while_its_dedup_window_is_open_even_past_retention() -> None:
+    """A submission inside the window re-creates a missing job: it must not go before."""
+    api, reconciler, _, _ = _setup(
+        created=B * W + 100 - W + 1,
+        status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
+    )
+    await _reconcile(reconciler)
+    assert NAME in api.reportjobs
 
 
 async def test_retained_until_the_retention_is_over() -> None:

@@ -13,9 +13,7 @@ POLICY = Policy(sleep_min_seconds=15, sleep_max_seconds=40, retention_seconds=36
 
 
 def _add(api: FakeOperatorApi, name: str, **status: object) -> None:
-    api.add_reportjob(
-        reportjob(name=name, bucket=B, created=B * W + 50, window=W, status=dict(status))
-    )
+    api.add_reportjob(reportjob(name=name, created=B * W - 8000, window=W, status=dict(status)))
 
 
 async def test_settled_jobs_cost_no_reads_and_the_rest_are_reconciled() -> None:

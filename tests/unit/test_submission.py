@@ -4,163 +4,183 @@ import asyncio
 
 import pytest
 
-from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob
+from reportjobs_gateway.ports import Stale
 from reportjobs_gateway.submission import SubmissionGaveUp, Submitted, submit
 from reportjobs_model.naming import job_name, object_hash
-from tests.unit.fakes import FakeStore, reportjob
+from reportjobs_model.window import claim_of, entry_key, shard_name
+from tests.unit.fakes import FakeStore
 
 W = 300
-B = 5_666_666  # a bucket of late 2023
-START = B * W  # first second of bucket B
+T0 = 1_700_000_000  # a server time of late 2023
+SHARD = shard_name("invoice-42")
+KEY = entry_key("invoice-42")
 
 
-async def _submit(store: FakeStore, object_id: str = "invoice-42") -> Submitted:
-    return await submit(
-        store, object_id=object_id, timeout_seconds=60, window_seconds=W, sleep=store.sleep
-    )
+async def _submit(
+    store: FakeStore, object_id: str = "invoice-42", timeout_s: int = 60
+) -> Submitted:
+    return await submit(store, object_id=object_id, timeout_seconds=timeout_s, window_seconds=W)
 
 
-def _name(bucket: int, object_id: str = "invoice-42") -> str:
-    return job_name(object_id=object_id, bucket=bucket)
-
-
-async def test_new_job_in_the_current_bucket() -> None:
-    store = FakeStore(now=START + 50.5)
+async def test_a_new_object_costs_three_requests() -> None:
+    store = FakeStore(now=T0 + 0.7)
     outcome = await _submit(store)
     assert outcome.created is True
     job = outcome.job
-    assert job["metadata"]["name"] == _name(B)
+    assert job["metadata"]["name"] == job_name(object_id="invoice-42", accepted_at=T0)
     assert job["spec"] == {
         "objectId": "invoice-42",
         "timeoutSeconds": 60,
         "windowSeconds": W,
-        "bucket": B,
+        "acceptedAt": "2023-11-14T22:13:20Z",
     }
     assert job["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "reportjobs-gateway",
         "reportjobs.io/object-hash": object_hash("invoice-42"),
     }
-    assert store.calls == [f"get {_name(B - 1)}", f"create {_name(B)}"]
+    assert store.calls == [
+        f"get_window {SHARD}",
+        f"create_window {SHARD}",
+        f"create {job['metadata']['name']}",
+    ]
+    shard = store.windows[SHARD]
+    assert f"reportjobs-windows-{object_hash('invoice-42')[:2]}" == SHARD
+    assert shard["data"] == {
+        KEY: '{{"job":"{}","acceptedAt":"2023-11-14T22:13:20Z","windowSeconds":300,'
+        '"timeoutSeconds":60}}'.format(job["metadata"]["name"])
+    }
+    assert shard["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "reportjobs-gateway",
+        "app.kubernetes.io/component": "dedup-windows",
+    }
 
 
-async def test_same_bucket_is_deduplicated() -> None:
-    store = FakeStore(now=START + 50)
+async def test_a_deduplicated_answer_costs_two_requests() -> None:
+    store = FakeStore(now=T0)
     first = await _submit(store)
-    store.now += 100
-    second = await _submit(store)
+    store.now += W - 1
+    store.calls.clear()
+    second = await _submit(store, timeout_s=5)
     assert second.created is False
-    assert second.job["metadata"]["uid"] == first.job["metadata"]["uid"]
-    assert len(store.objects) == 1
+    assert second.job == first.job
+    assert store.calls == [f"get_window {SHARD}", f"get {first.job['metadata']['name']}"]
 
 
-async def test_dedup_across_the_bucket_boundary_within_the_window() -> None:
-    store = FakeStore(now=START + W - 10)
+async def test_the_window_slides_from_the_accepted_time() -> None:
+    store = FakeStore(now=T0 + 299.9)  # no buckets: any time works alike
     first = await _submit(store)
-    store.now = START + W + 20  # next bucket, 30 s after the first job
-    second = await _submit(store)
-    assert second.created is False
-    assert second.job["metadata"]["name"] == first.job["metadata"]["name"] == _name(B)
-    assert len(store.objects) == 1
+    store.now = T0 + 299 + W - 0.1
+    assert (await _submit(store)).job["metadata"]["name"] == first.job["metadata"]["name"]
+    store.now = T0 + 299 + W
+    third = await _submit(store)
+    assert third.created is True
+    assert third.job["spec"]["acceptedAt"] == "2023-11-14T22:23:19Z"
+    assert len(store.objects) == 2
+    assert store.calls[-3:] == [
+        f"get_window {SHARD}",
+        f"replace_window {SHARD}",
+        f"create {third.job['metadata']['name']}",
+    ]
 
 
-async def test_new_job_once_the_window_has_passed() -> None:
-    store = FakeStore(now=START + 10)
-    await _submit(store)
-    store.now = START + 10 + W  # created + W == now: no longer within the window
-    later = await _submit(store)
+async def test_the_window_of_the_record_applies_not_the_current_setting() -> None:
+    store = FakeStore(now=T0)
+    await submit(store, object_id="x", timeout_seconds=60, window_seconds=10)
+    store.now += 10
+    later = await submit(store, object_id="x", timeout_seconds=60, window_seconds=W)
     assert later.created is True
-    assert later.job["metadata"]["name"] == _name(B + 1)
-    assert set(store.objects) == {_name(B), _name(B + 1)}
 
 
-async def test_dedup_until_the_last_second_of_the_window() -> None:
-    store = FakeStore(now=START + 10)
-    await _submit(store)
-    store.now = START + 10 + W - 1
-    assert (await _submit(store)).created is False
-
-
-async def test_other_objects_are_not_deduplicated() -> None:
-    store = FakeStore(now=START + 10)
+async def test_other_objects_are_independent() -> None:
+    store = FakeStore(now=T0)
     a = await _submit(store, "a")
     b = await _submit(store, "b")
     assert a.created
     assert b.created
-    assert a.job["metadata"]["name"] != b.job["metadata"]["name"]
+    assert len(store.objects) == 2
 
 
-async def test_our_late_create_is_deleted_and_retried_in_the_next_bucket() -> None:
-    store = FakeStore(now=START + W - 0.5)
-    store.create_delays = [1.0]  # the create commits after the bucket ended
-    outcome = await _submit(store)
-    assert outcome.created is True
-    assert outcome.job["metadata"]["name"] == _name(B + 1)
-    assert store.deleted == [_name(B)]
-    assert set(store.objects) == {_name(B + 1)}
-    assert store.sleeps  # waited for the new bucket to settle before reading B again
+async def test_a_claim_whose_job_was_never_created_is_completed_by_the_next_submission() -> None:
+    """The winner crashed between the two writes: the job is created from the record."""
+    store = FakeStore(now=T0)
+    await _submit(store, timeout_s=17)
+    name = store.claims[0]
+    del store.objects[name]
+    store.now += 30
+    again = await _submit(store, timeout_s=60)
+    assert again.created is False
+    assert again.job["metadata"]["name"] == name
+    assert again.job["spec"]["timeoutSeconds"] == 17  # the claim's, not this request's
+    assert again.job["spec"]["acceptedAt"] == "2023-11-14T22:13:20Z"
 
 
-async def test_a_late_object_met_on_conflict_is_deleted_and_replaced() -> None:
-    store = FakeStore(now=START + 100)
-    # Another gateway's create into B that committed after B ended.
-    stale = store.insert(reportjob(name=_name(B), bucket=B), created=START + W + 5)
-    outcome = await _submit(store)
-    assert outcome.created is True
-    assert outcome.job["metadata"]["name"] == _name(B)
-    assert outcome.job["metadata"]["uid"] != stale["metadata"]["uid"]
-    assert store.deleted == [_name(B)]
+async def test_losers_of_a_replace_are_answered_with_the_winners_job() -> None:
+    store = FakeStore(now=T0)
+    first = await _submit(store)
+    store.now += W
+    outcomes = await asyncio.gather(*(_submit(store) for _ in range(10)))
+    assert [o.created for o in outcomes].count(True) == 1
+    assert len({o.job["metadata"]["name"] for o in outcomes}) == 1
+    assert outcomes[0].job["metadata"]["name"] != first.job["metadata"]["name"]
+    assert store.calls.count(f"replace_window {SHARD}") == 10  # one won, nine were stale
+    assert len(store.objects) == 2
 
 
-async def test_a_late_object_in_the_previous_bucket_is_not_an_answer() -> None:
-    store = FakeStore(now=START + 100)
-    late = reportjob(name=_name(B - 1), bucket=B - 1, created=START + 1)
-    store.objects[_name(B - 1)] = late
-    outcome = await _submit(store)
-    assert outcome.created is True
-    assert outcome.job["metadata"]["name"] == _name(B)
+async def test_closed_claims_are_pruned_by_the_next_write_of_the_shard() -> None:
+    store = FakeStore(now=T0)
+    others = [f"other-{i}" for i in range(400)]
+    same_shard = [o for o in others if shard_name(o) == SHARD][:2]
+    assert same_shard, "some of 400 ids share the shard"
+    await _submit(store, same_shard[0])
+    store.now += W
+    await _submit(store)
+    data = store.windows[SHARD]["data"]
+    assert set(data) == {KEY}, "the closed claim of the other object is gone"
 
 
-async def test_waits_until_the_bucket_has_settled() -> None:
-    store = FakeStore(now=START + 0.5)
-    outcome = await _submit(store)
-    assert store.sleeps == [2.0]
-    assert outcome.job["metadata"]["name"] == _name(B)
+async def test_an_unreadable_claim_counts_as_absent() -> None:
+    store = FakeStore(now=T0)
+    await _submit(store)
+    store.windows[SHARD]["data"][KEY] = "not json"
+    store.now += 1
+    again = await _submit(store)
+    assert again.created is True
+    claim = claim_of(store.windows[SHARD]["data"][KEY])
+    assert claim is not None
+    assert claim.job_name == again.job["metadata"]["name"]
 
 
-async def test_a_wrong_clock_hint_is_corrected_by_the_server_time() -> None:
-    store = FakeStore(now=START + 100, hint_offset=-3 * W)
-    outcome = await _submit(store)
-    assert outcome.job["metadata"]["name"] == _name(B)
-    assert store.calls[0] == f"get {_name(B - 4)}"
-    assert store.calls[1:] == [f"get {_name(B - 1)}", f"create {_name(B)}"]
-
-
-async def test_concurrent_submissions_give_one_job() -> None:
-    store = FakeStore(now=START + 100)
-    outcomes = await asyncio.gather(*(_submit(store) for _ in range(20)))
+async def test_concurrent_submissions_give_one_job_and_one_201() -> None:
+    store = FakeStore(now=T0 + 0.5)
+    outcomes = await asyncio.gather(*(_submit(store) for _ in range(50)))
     assert len(store.objects) == 1
-    assert sum(o.created for o in outcomes) == 1
+    assert [o.created for o in outcomes].count(True) == 1
     assert {o.job["metadata"]["uid"] for o in outcomes} == {
-        store.objects[_name(B)]["metadata"]["uid"]
+        next(iter(store.objects.values()))["metadata"]["uid"]
     }
 
 
 async def test_concurrent_submissions_of_many_objects() -> None:
-    store = FakeStore(now=START + 100)
-    ids = [f"object-{i % 5}" for i in range(25)]
+    store = FakeStore(now=T0)
+    ids = [f"object-{i % 7}" for i in range(70)]
     outcomes = await asyncio.gather(*(_submit(store, object_id) for object_id in ids))
-    assert len(store.objects) == 5
-    assert sum(o.created for o in outcomes) == 5
-
-
-class _Vanishing(FakeStore):
-    """Every create conflicts, and the conflicting object is never there."""
-
-    async def create(self, body: ReportJob) -> Read:
-        raise AlreadyExists(body["metadata"]["name"])
+    assert len(store.objects) == 7
+    assert sum(o.created for o in outcomes) == 7
+    for object_id, outcome in zip(ids, outcomes, strict=True):
+        assert outcome.job["spec"]["objectId"] == object_id
 
 
 async def test_gives_up_after_bounded_rounds() -> None:
-    store = _Vanishing(now=START + 100)
+    class AlwaysLosing(FakeStore):
+        async def replace_window(self, body: dict[str, object]) -> None:
+            self.calls.append("replace_window")
+            raise Stale("lost")
+
+    store = AlwaysLosing(now=T0)
+    await _submit(store)
+    store.now += W
     with pytest.raises(SubmissionGaveUp):
-        await submit(store, object_id="x", timeout_seconds=60, window_seconds=W, sleep=store.sleep)
+        await submit(
+            store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, max_rounds=3
+        )
+    assert store.calls.count("replace_window") == 3

@@ -53,6 +53,17 @@ class Cluster:
     def jobs(self, namespace: str) -> list[client.V1Job]:
         return list(self.batch.list_namespaced_job(namespace).items)
 
+    def job_uids(self, namespace: str) -> dict[str, int]:
+        """How many distinct batch Jobs each name ever had, from the events that name them
+        (Jobs are deleted once their outcome is recorded; their events stay for an hour)."""
+        events = self.core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=Job"
+        ).items
+        uids: dict[str, set[str]] = {}
+        for event in events:
+            uids.setdefault(event.involved_object.name, set()).add(event.involved_object.uid)
+        return {name: len(found) for name, found in uids.items()}
+
     def worker_pods(self, namespace: str, reportjob: str | None = None) -> list[client.V1Pod]:
         selector = (
             f"reportjobs.io/reportjob={reportjob}" if reportjob else "reportjobs.io/reportjob"

@@ -173,3 +173,11 @@ Fail early on values that the JSON schema cannot relate to each other.
 {{- fail (printf "job.timeoutSeconds (%d) must be <= job.maxTimeoutSeconds (%d)" (int64 .Values.job.timeoutSeconds) (int64 .Values.job.maxTimeoutSeconds)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The gateway's dedup window shards (ConfigMaps reportjobs-windows-00..ff, made on first use):
+a YAML flow list for RBAC resourceNames. Must match reportjobs_model.window (a unit test checks).
+*/}}
+{{- define "reportjobs.windowShardNames" -}}
+[{{- range $i := until 256 }}{{ if $i }}, {{ end }}{{ printf "reportjobs-windows-%02x" $i | quote }}{{- end }}]
+{{- end }}

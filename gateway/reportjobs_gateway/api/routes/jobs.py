@@ -19,7 +19,7 @@ from reportjobs_gateway.submission import submit
 from reportjobs_gateway.views import newest_first, to_public
 from reportjobs_model import labels
 from reportjobs_model.naming import is_job_name, object_hash
-from reportjobs_model.reportjob import is_void, spec_of
+from reportjobs_model.reportjob import spec_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -73,7 +73,7 @@ async def submit_job(
 async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) -> JobList:
     """Jobs of `object_id`, newest first."""
     found = await store.list(label_selector=f"{labels.OBJECT_HASH}={object_hash(object_id)}")
-    mine = [rj for rj in found if spec_of(rj).get("objectId") == object_id and not is_void(rj)]
+    mine = [rj for rj in found if spec_of(rj).get("objectId") == object_id]
     return JobList(items=[to_public(rj) for rj in newest_first(mine)])
 
 
@@ -81,6 +81,6 @@ async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) ->
 async def get_job(job_id: str, store: StoreDep) -> JobPublic:
     """One job by its id."""
     read = await store.get(job_id) if is_job_name(job_id) else None
-    if read is None or read.obj is None or is_void(read.obj):
+    if read is None or read.obj is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
     return to_public(read.obj)
