@@ -23,7 +23,7 @@ def dump_namespace(cluster: Cluster, namespace: str) -> str:
                     )
                 except ApiException as error:
                     log = f"(no log: {error.reason})"
-                lines.append(log)
+                lines.append(log or "(empty log)")
         events = cluster.core.list_namespaced_event(namespace).items
         events.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
         lines.append("--- events")
