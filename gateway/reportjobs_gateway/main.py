@@ -14,7 +14,7 @@ from reportjobs_gateway.errors import (
     on_store_unavailable,
     on_unexpected,
 )
-from reportjobs_gateway.methods import on_http_error
+from reportjobs_gateway.http_errors import on_http_error
 from reportjobs_gateway.openapi import install_openapi
 from reportjobs_gateway.ports import StoreUnavailable
 from reportjobs_gateway.settings import GatewaySettings

@@ -314,3 +314,18 @@ def test_unknown_path_is_still_404(client: TestClient) -> None:
     response = client.delete("/nowhere")
     assert response.status_code == 404
     assert "allow" not in response.headers
+
+
+def test_an_integral_json_number_is_an_integer_timeout(client: TestClient) -> None:
+    # JSON Schema's "integer" (the OpenAPI document's type) includes 57.0.
+    response = client.post("/jobs", json={"object_id": "x", "timeout_seconds": 57.0})
+    assert response.status_code == 201, response.text
+    assert response.json()["timeout_seconds"] == 57
+
+
+@pytest.mark.parametrize("body", [b"\x1ch{<\xff\xfe", b'{"object_id": "\xff"}'])
+def test_a_body_that_is_not_utf8_is_422_not_400(client: TestClient, body: bytes) -> None:
+    response = client.post("/jobs", content=body, headers={"content-type": "application/json"})
+    (issue,) = _problems(response)
+    assert issue["type"] == "json_invalid"
+    assert "not UTF-8" in issue["msg"]
