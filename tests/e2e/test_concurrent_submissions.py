@@ -44,7 +44,8 @@ def http_client(cluster: Cluster, namespace: str) -> httpx.AsyncClient:
         for auth in conf.auth_settings().values()
         if auth["in"] == "header" and auth["value"]
     }
-    proxy = f"{conf.host.rstrip('/')}/api/v1/namespaces/{namespace}/services/reportjobs-gateway:http/proxy"
+    service = f"/api/v1/namespaces/{namespace}/services/reportjobs-gateway:http/proxy"
+    proxy = conf.host.rstrip("/") + service
     cert = (conf.cert_file, conf.key_file) if conf.cert_file else None
     return httpx.AsyncClient(
         base_url=proxy,
@@ -125,6 +126,7 @@ def test_thousand_concurrent_identical_submissions_make_one_job(
     served = Counter(a.served_by for a in answers)
     seconds = sorted(a.seconds for a in answers)
     retried = sum(1 for a in answers if a.retries)
+    job_uids = {name: len(uids) for name, uids in jobs.uids.items()}
     print(
         f"\n{CLIENTS} concurrent identical POSTs via {via} in {elapsed:.1f}s: "
         f"statuses {dict(statuses)}, job_ids {len(job_ids)}, retried {retried} "
@@ -132,7 +134,7 @@ def test_thousand_concurrent_identical_submissions_make_one_job(
         f"  served by {dict(served)}\n"
         f"  latency p50 {statistics.median(seconds):.2f}s p95 "
         f"{seconds[int(0.95 * len(seconds)) - 1]:.2f}s max {seconds[-1]:.2f}s\n"
-        f"  ReportJobs {rj_names}; batch Jobs {dict((n, len(u)) for n, u in jobs.uids.items())}"
+        f"  ReportJobs {rj_names}; batch Jobs {job_uids}"
     )
     assert statuses[201] == 1, statuses
     assert statuses[200] == CLIENTS - 1, statuses
