@@ -199,3 +199,32 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
     assert extra_jobs == 0, extra_by_name
     # Every accepted job ran in exactly one Job, seen by the watch or the audit log.
     assert set(accepted.values()) <= job_watch.names | set(audit or {})
+
+
+def test_the_extra_job_detectors_see_a_job_created_twice(namespace: str, cluster: Cluster) -> None:
+    """The chaos test's "extra batch Jobs" can fail: a Job deleted and created again under the
+    same name is counted by the watch (and by the audit log on the local test bed)."""
+    audit_from = audit_offset()
+    job = client.V1Job(
+        metadata=client.V1ObjectMeta(name="probe"),
+        spec=client.V1JobSpec(
+            parallelism=0,  # no pod: only the Job object matters here
+            template=client.V1PodTemplateSpec(
+                spec=client.V1PodSpec(
+                    restart_policy="Never",
+                    containers=[client.V1Container(name="c", image="none.invalid/none")],
+                )
+            ),
+        ),
+    )
+    with JobWatch(cluster, namespace) as job_watch:
+        for _ in range(2):
+            cluster.batch.create_namespaced_job(namespace, job)
+            cluster.batch.delete_namespaced_job("probe", namespace, propagation_policy="Background")
+            wait_until(lambda: not cluster.jobs(namespace), timeout=60, what="the Job to go")
+        wait_until(lambda: job_watch.extra_jobs, timeout=30, what="the watch to see both")
+    creates = job_creates(namespace, audit_from)
+    print(f"\nextra-Job detectors: watch {job_watch.extra_jobs}, audit log {creates}")
+    assert job_watch.extra_jobs == {"probe": 2}
+    if local_testbed_problem(cluster) is None:
+        assert creates == {"probe": 2}
