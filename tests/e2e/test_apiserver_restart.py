@@ -18,7 +18,7 @@ from tests.e2e.support.polling import wait_until
 from tests.e2e.support.testbed import (
     Restart,
     apiserver_back,
-    audit_offset,
+    audit_mark,
     job_creates,
     local_testbed_problem,
     restart_apiserver,
@@ -52,7 +52,7 @@ def test_apiserver_restart_mid_run_loses_nothing(
     if url is None:
         pytest.skip("the gateway's ClusterIP is not reachable from this host")
     gateway = DirectGateway(url)
-    audit_from = audit_offset()
+    audit_from = audit_mark()
 
     with JobWatch(cluster, namespace) as job_watch:
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -20,7 +20,7 @@ from tests.e2e.support.jobwatch import JobWatch
 from tests.e2e.support.kube import TERMINAL, Cluster
 from tests.e2e.support.polling import wait_until
 from tests.e2e.support.testbed import (
-    audit_offset,
+    audit_mark,
     freeze_etcd,
     job_creates,
     kill_pod_processes,
@@ -116,7 +116,7 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     faults = Faults()
-    audit_from = audit_offset()
+    audit_from = audit_mark()
     objects = [f"chaos-{i}" for i in range(SUBMISSIONS)]
 
     with JobWatch(cluster, namespace) as job_watch:
@@ -198,14 +198,17 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
     assert lost == [], lost[:10]
     assert duplicated == [], {obj: by_object.get(obj) for obj in duplicated[:10]}
     assert extra_jobs == 0, extra_by_name
-    # Every accepted job ran in exactly one Job, seen by the watch or the audit log.
-    assert set(accepted.values()) <= job_watch.names | set(audit or {})
+    # Every accepted job had its Job, seen by the watch (and by the audit log, where there is
+    # one: a check that the second detector is not blind).
+    assert set(accepted.values()) <= job_watch.names
+    if audit is not None:
+        assert set(accepted.values()) <= set(audit), "the audit log misses Job creates"
 
 
 def test_the_extra_job_detectors_see_a_job_created_twice(namespace: str, cluster: Cluster) -> None:
     """The chaos test's "extra batch Jobs" can fail: a Job deleted and created again under the
     same name is counted by the watch (and by the audit log on the local test bed)."""
-    audit_from = audit_offset()
+    audit_from = audit_mark()
     job = client.V1Job(
         metadata=client.V1ObjectMeta(name="probe"),
         spec=client.V1JobSpec(

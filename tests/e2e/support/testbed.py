@@ -195,18 +195,46 @@ def kill_pod_processes(namespace: str, pod: str) -> list[int]:
 AUDIT_LOG = Path("/var/lib/reportjobs-testbed/logs/kube-apiserver-audit.log")
 
 
-def audit_offset() -> int:
-    """Where the API server's audit log ends now (read `job_creates` from there later)."""
-    return AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else 0
+@dataclass(frozen=True)
+class AuditMark:
+    """Where the API server's audit log ended at some moment. The API server rotates the log
+    (at 100 MB, by renaming it `kube-apiserver-audit-<time>.log`): the inode follows the
+    renamed file, and every file written after the mark holds later events."""
+
+    inode: int
+    offset: int
+    at: float
 
 
-def job_creates(namespace: str, offset: int) -> Counter[str] | None:
-    """Successful creates of batch Jobs in ``namespace`` per name, from the test bed's audit log
-    (Metadata level for every request) after ``offset``; None without an audit log."""
+def audit_mark() -> AuditMark | None:
+    """Mark the audit log's end now (read `job_creates` from there later); None without one."""
     if not AUDIT_LOG.exists():
         return None
+    stat = AUDIT_LOG.stat()
+    return AuditMark(inode=stat.st_ino, offset=stat.st_size, at=time.time())
+
+
+def job_creates(namespace: str, mark: AuditMark | None) -> Counter[str] | None:
+    """Successful creates of batch Jobs in ``namespace`` per name since ``mark``, from the test
+    bed's audit log (every request at Metadata level) and its rotations; None without a log."""
+    if mark is None:
+        return None
     creates: Counter[str] = Counter()
-    with AUDIT_LOG.open("rb") as log:
+    for path in sorted(AUDIT_LOG.parent.glob(AUDIT_LOG.stem + "*.log")):
+        stat = path.stat()
+        if stat.st_ino == mark.inode:
+            start = mark.offset
+        elif stat.st_mtime >= mark.at:
+            start = 0  # rotated away, or started, after the mark
+        else:
+            continue
+        creates.update(_job_creates_in(path, start, namespace))
+    return creates
+
+
+def _job_creates_in(path: Path, offset: int, namespace: str) -> Counter[str]:
+    creates: Counter[str] = Counter()
+    with path.open("rb") as log:
         log.seek(offset)
         for line in log:
             if b'"jobs"' not in line or b'"create"' not in line:
