@@ -38,6 +38,7 @@ class Faults:
     leader_kills: list[str] = field(default_factory=list)
     gateway_kills: list[str] = field(default_factory=list)
     etcd_frozen_seconds: float = 0.0
+    processes_killed: int = 0  # SIGKILLed on this machine (each kill finds the pod's processes)
     skipped: list[str] = field(default_factory=list)  # faults that could not be injected
 
 
@@ -52,10 +53,10 @@ def schedule(rng: random.Random) -> list[tuple[float, str]]:
     return sorted(events)
 
 
-def kill(cluster: Cluster, namespace: str, pod: str) -> None:
+def kill(cluster: Cluster, namespace: str, pod: str, faults: Faults) -> None:
     """SIGKILL the pod's processes on this machine, then force-delete the pod so its Deployment
     replaces it (a container restarted in place would soon be in CrashLoopBackOff)."""
-    kill_pod_processes(namespace, pod)
+    faults.processes_killed += len(kill_pod_processes(namespace, pod))
     cluster.force_delete_pod(namespace, pod)
 
 
@@ -71,7 +72,7 @@ def inject(cluster: Cluster, namespace: str, kind: str, rng: random.Random, faul
         holder = lease.spec.holder_identity
         running = {p.metadata.name for p in cluster.pods(namespace, "operator")}
         if holder in running:
-            kill(cluster, namespace, holder)
+            kill(cluster, namespace, holder, faults)
             faults.leader_kills.append(holder)
         else:
             faults.skipped.append(f"leader: holder {holder} already gone")
@@ -79,7 +80,7 @@ def inject(cluster: Cluster, namespace: str, kind: str, rng: random.Random, faul
         ready = [p.metadata.name for p in cluster.ready_pods(namespace, "gateway")]
         if ready:
             victim = rng.choice(sorted(ready))
-            kill(cluster, namespace, victim)
+            kill(cluster, namespace, victim, faults)
             faults.gateway_kills.append(victim)
         else:
             faults.skipped.append("gateway: none ready")
@@ -183,7 +184,8 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
         f"  answers: {dict(statuses)}; client retries: {sum(failures.values())} "
         f"{dict(failures)}; refused after retries: {len(refused)}\n"
         f"  faults: operator leader SIGKILLed {len(faults.leader_kills)}x, gateway pod "
-        f"SIGKILLed {len(faults.gateway_kills)}x, etcd SIGSTOPped "
+        f"SIGKILLed {len(faults.gateway_kills)}x ({faults.processes_killed} processes), etcd "
+        f"SIGSTOPped "
         f"{faults.etcd_frozen_seconds:.1f}s; not injected: {faults.skipped}\n"
         f"  phases: {dict(Counter(phases.values()))}; Jobs seen by the watch: "
         f"{len(job_watch.names)} (re-lists {job_watch.relists}); Job creates in the audit log: "
@@ -194,6 +196,7 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
     # About 12 leader and 8 gateway kills are planned; a slow takeover leaves fewer leaders.
     assert len(faults.leader_kills) >= 3, faults
     assert len(faults.gateway_kills) >= 3, faults
+    assert faults.processes_killed >= len(faults.leader_kills) + len(faults.gateway_kills)
     assert faults.etcd_frozen_seconds >= ETCD_FREEZE_SECONDS
     assert lost == [], lost[:10]
     assert duplicated == [], {obj: by_object.get(obj) for obj in duplicated[:10]}
