@@ -113,13 +113,13 @@ def test_apiserver_restart_mid_run_loses_nothing(
         for name in set(job_watch.uids) | set(audit)
         if max(len(job_watch.uids.get(name, ())), audit.get(name, 0)) > 1
     }
-    retries = sum(len(o.failures) for o in during)
+    retries = Counter(f.split(" ")[0] for o in during for f in o.failures)
     assert restart is not None
     print(
         f"\nkube-apiserver restart: pid {restart.old_pid} -> {restart.new_pid}, "
         f"down {restart.down_seconds:.1f}s (kill to /readyz 200)\n"
         f"  phases at the restart: {dict(seen_before)}; submitted {BEFORE} before and "
-        f"{DURING} during (client retries {retries}, answers "
+        f"{DURING} during (client retries {sum(retries.values())} {dict(retries)}, answers "
         f"{dict(Counter(o.answer.status for o in during if o.answer))})\n"
         f"  accepted {len(accepted)}, all terminal "
         + (
