@@ -61,7 +61,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         str(tmp_path),
         "--no-color",
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    run = subprocess.run(  # in tmp_path: schemathesis keeps a cache in its working directory
+        command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path
+    )
     (report_file,) = tmp_path.glob("json-*.json")
     (har_file,) = tmp_path.glob("har-*.json")
     report = json.loads(report_file.read_text())
