@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from reportjobs_gateway.api.main import api_router
 from reportjobs_gateway.errors import (
@@ -13,6 +14,8 @@ from reportjobs_gateway.errors import (
     on_store_unavailable,
     on_unexpected,
 )
+from reportjobs_gateway.http_errors import on_http_error
+from reportjobs_gateway.openapi import install_openapi
 from reportjobs_gateway.ports import StoreUnavailable
 from reportjobs_gateway.settings import GatewaySettings
 from reportjobs_gateway.store import KubeStore
@@ -38,8 +41,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
+    app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(StoreUnavailable, on_store_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
+    install_openapi(app, settings)
 
     @app.middleware("http")
     async def served_by(

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from reportjobs_model.phase import Phase
 
@@ -16,6 +16,14 @@ def ensure_encodable(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("object_id must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+def integral_number(value: object) -> object:
+    """JSON has one number type, and JSON Schema's ``integer`` includes 57.0: take it as 57.
+    5.5, "5" and true stay refused (the strict ``int`` after this)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -37,9 +45,8 @@ class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     object_id: ObjectId
-    timeout_seconds: int | None = Field(
+    timeout_seconds: Annotated[int, Field(ge=1), BeforeValidator(integral_number)] | None = Field(
         default=None,
-        ge=1,
         description="Deadline of the job in seconds (1 to the configured maximum); "
         "null or absent for the default.",
     )

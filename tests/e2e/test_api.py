@@ -69,6 +69,7 @@ BAD_INPUTS: list[tuple[object, bytes | None]] = [
     (None, b'{"object_id": "a"'),
     (None, b"[1, 2]"),
     (None, b"\xff\xfe"),
+    (None, b'{"object_id": "\xff"}'),  # not UTF-8: was FastAPI's 400
 ]
 
 

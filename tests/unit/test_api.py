@@ -245,3 +245,77 @@ def test_openapi_and_docs(client: TestClient) -> None:
     submission = schema["components"]["schemas"]["JobSubmission"]
     assert submission["additionalProperties"] is False
     assert client.get("/docs").status_code == 200
+
+
+def _timeout_schema(client: TestClient) -> dict[str, Any]:
+    schema = client.get("/openapi.json").json()
+    timeout: dict[str, Any] = schema["components"]["schemas"]["JobSubmission"]["properties"][
+        "timeout_seconds"
+    ]
+    (integer,) = [variant for variant in timeout["anyOf"] if variant.get("type") == "integer"]
+    return integer
+
+
+def test_openapi_bounds_timeout_by_the_configured_maximum(client: TestClient) -> None:
+    assert _timeout_schema(client) == {"type": "integer", "minimum": 1, "maximum": 120}
+    # The schema's bound is the one the route enforces: the maximum passes, one more does not.
+    assert client.post("/jobs", json={"object_id": "a", "timeout_seconds": 120}).status_code == 201
+    (issue,) = _problems(client.post("/jobs", json={"object_id": "b", "timeout_seconds": 121}))
+    assert issue == {
+        "loc": ["body", "timeout_seconds"],
+        "msg": "Input should be less than or equal to 120",
+        "type": "less_than_equal",
+    }
+
+
+def test_openapi_maximum_follows_each_apps_settings(store: FakeStore) -> None:
+    settings = GatewaySettings(
+        namespace="test", pod_name="g", default_timeout_seconds=5, max_timeout_seconds=7
+    )
+    app = create_app(settings)
+    app.dependency_overrides[get_store] = lambda: store
+    with TestClient(app) as other:
+        assert _timeout_schema(other)["maximum"] == 7
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/jobs", "GET, POST, PUT"),
+        ("PATCH", "/jobs", "GET, POST, PUT"),
+        ("POST", "/jobs/rj-abc-1", "GET"),
+        ("PUT", "/healthz", "GET"),
+    ],
+)
+def test_405_allows_every_method_the_path_serves(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json() == {"detail": "Method Not Allowed"}
+    assert response.headers["x-served-by"] == "gateway-0"
+    # ... and every method it names is served (not a 405).
+    for served in allowed.split(", "):
+        assert client.request(served, path, json={"object_id": "x"}).status_code != 405
+
+
+def test_unknown_path_is_still_404(client: TestClient) -> None:
+    response = client.delete("/nowhere")
+    assert response.status_code == 404
+    assert "allow" not in response.headers
+
+
+def test_an_integral_json_number_is_an_integer_timeout(client: TestClient) -> None:
+    # JSON Schema's "integer" (the OpenAPI document's type) includes 57.0.
+    response = client.post("/jobs", json={"object_id": "x", "timeout_seconds": 57.0})
+    assert response.status_code == 201, response.text
+    assert response.json()["timeout_seconds"] == 57
+
+
+@pytest.mark.parametrize("body", [b"\x1ch{<\xff\xfe", b'{"object_id": "\xff"}'])
+def test_a_body_that_is_not_utf8_is_422_not_400(client: TestClient, body: bytes) -> None:
+    response = client.post("/jobs", content=body, headers={"content-type": "application/json"})
+    (issue,) = _problems(response)
+    assert issue["type"] == "json_invalid"
+    assert "not UTF-8" in issue["msg"]
