@@ -1,6 +1,10 @@
-"""Finished Jobs go once their outcome is recorded; finished ReportJobs go after retention."""
+"""Finished Jobs go once their outcome is recorded; finished ReportJobs go after retention, and
+never while their dedup window is open (a submission in the window would create it again)."""
 
 from __future__ import annotations
+
+import time
+from datetime import datetime
 
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.jobs import wait_terminal
@@ -11,7 +15,10 @@ from tests.e2e.support.polling import wait_until
 def test_finished_jobs_and_reportjobs_are_garbage_collected(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(retention={"seconds": 20}, operator={"resyncSeconds": 5})
+    window = 40
+    release = deploy_release(
+        retention={"seconds": 1}, operator={"resyncSeconds": 5}, dedup={"windowSeconds": window}
+    )
     gateway, namespace = release.gateway, release.namespace
     job_id = gateway.submit("retained-object").body["job_id"]
     job = wait_terminal(gateway, job_id)
@@ -28,10 +35,17 @@ def test_finished_jobs_and_reportjobs_are_garbage_collected(
     assert stored is not None
     assert stored["status"]["phase"] == "Succeeded"
 
-    # After the retention time the ReportJob itself goes.
+    # After the retention time, and once its window is over, the ReportJob itself goes.
     wait_until(
         lambda: cluster.reportjob(namespace, job_id) is None,
         timeout=120,
-        what="the ReportJob to be deleted after retention",
+        interval=0.5,
+        what="the ReportJob to be deleted after retention and its window",
     )
+    gone_at = time.time()  # this machine's clock is the API server's (the local test bed)
+    window_end = datetime.fromisoformat(job["created_at"]).timestamp() + window
+    finished = datetime.fromisoformat(job["finished_at"]).timestamp()
+    into, after = finished - window_end + window, gone_at - window_end
+    print(f"\nfinished {into:.0f} s into the window; gone {after:.1f} s after its end")
+    assert gone_at >= window_end, "deleted while its dedup window was still open"
     assert gateway.job(job_id).status == 404
