@@ -10,8 +10,8 @@ import signal
 import sys
 
 from reportjobs_operator.active import run_active
+from reportjobs_operator.api_client import KubeApi
 from reportjobs_operator.health import Health, serve_health
-from reportjobs_operator.kube import KubeApi
 from reportjobs_operator.leadership import Elector, LeaseTerms, lead
 from reportjobs_operator.manifests import WorkerTemplate
 from reportjobs_operator.reconcile import Policy, Reconciler

@@ -17,7 +17,7 @@ from reportjobs_model.reportjob import (
     window_end_unix,
 )
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
-from reportjobs_operator.k8s import is_controlled_by
+from reportjobs_operator.job_pod_fields import is_controlled_by
 from reportjobs_operator.locks import KeyedLocks
 from reportjobs_operator.manifests import WorkerTemplate, build_job
 from reportjobs_operator.ports import Conflict, Obj, ReconcileApi

@@ -1,6 +1,6 @@
 """The status of a ReportJob from its Job and worker pods (pure)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,9 +14,8 @@ from reportjobs_model.reportjob import (
     status_of,
 )
 from reportjobs_model.timestamps import format_rfc3339, normalize_rfc3339
-from reportjobs_operator.conditions import condition
 from reportjobs_operator.deadlines import start_deadline_passed
-from reportjobs_operator.k8s import (
+from reportjobs_operator.job_pod_fields import (
     container_started_at,
     is_running,
     termination_report,
@@ -148,6 +147,33 @@ def _started_at(previous: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) 
     return min(starts, default=None)
 
 
+def _condition(
+    *,
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    previous: Iterable[Mapping[str, Any]],
+    now: str,
+    generation: int,
+) -> Obj:
+    """A condition of type `kind`; lastTransitionTime moves only when status or reason does."""
+    text = "True" if status else "False"
+    before = next((c for c in previous if c.get("type") == kind), None)
+    unchanged = before is not None and (before.get("status"), before.get("reason")) == (
+        text,
+        reason,
+    )
+    return {
+        "type": kind,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": before["lastTransitionTime"] if unchanged and before else now,
+        "observedGeneration": generation,
+    }
+
+
 def build_status(
     *,
     reportjob: ReportJobBody,
@@ -164,7 +190,7 @@ def build_status(
     earlier = previous.get("conditions") or []
     job_created = job is not None or bool(previous.get("jobName"))
     conditions = [
-        condition(
+        _condition(
             kind=JOB_CREATED,
             status=job_created,
             reason="Created" if job_created else "NotCreated",
@@ -173,7 +199,7 @@ def build_status(
             now=stamp,
             generation=generation,
         ),
-        condition(
+        _condition(
             kind=COMPLETE,
             status=outcome.phase.is_terminal,
             reason=outcome.phase.value,
