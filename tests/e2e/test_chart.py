@@ -24,14 +24,20 @@ def kubectl_binary() -> str:
 
 
 def can_i(
-    cluster: Cluster, namespace: str, account: str, verb: str, resource: str, group: str = ""
+    cluster: Cluster,
+    namespace: str,
+    account: str,
+    verb: str,
+    resource: str,
+    group: str = "",
+    name: str | None = None,
 ) -> bool:
     review = client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(
             user=f"system:serviceaccount:{namespace}:{account}",
             groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
             resource_attributes=client.V1ResourceAttributes(
-                namespace=namespace, verb=verb, resource=resource, group=group
+                namespace=namespace, verb=verb, resource=resource, group=group, name=name
             ),
         )
     )
@@ -72,6 +78,18 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert can_i(cluster, namespace, operator, "update", "reportjobs/status", "reportjobs.io")
     assert not can_i(cluster, namespace, operator, "get", "secrets")
     assert not can_i(cluster, "default", operator, "create", "jobs", "batch")
+    # The dedup window shards: the gateway reads and replaces them by name only, and deletes
+    # neither them nor ReportJobs; the operator prunes them by name.
+    shard, other = "reportjobs-windows-7f", "some-other-config"
+    assert can_i(cluster, namespace, gateway, "update", "configmaps", name=shard)
+    assert not can_i(cluster, namespace, gateway, "update", "configmaps", name=other)
+    assert not can_i(cluster, namespace, gateway, "get", "configmaps", name=other)
+    assert not can_i(cluster, namespace, gateway, "delete", "configmaps", name=shard)
+    assert not can_i(cluster, namespace, gateway, "delete", "reportjobs", "reportjobs.io")
+    assert not can_i(cluster, namespace, gateway, "update", "leases", "coordination.k8s.io")
+    assert can_i(cluster, namespace, operator, "update", "configmaps", name=shard)
+    assert not can_i(cluster, namespace, operator, "update", "configmaps", name=other)
+    assert not can_i(cluster, namespace, operator, "delete", "configmaps", name=shard)
 
 
 def test_kubectl_get_reportjobs_is_a_first_class_view(
