@@ -66,8 +66,9 @@ test-e2e: venv ## End-to-end tests on a real cluster (brings one up unless KUBEC
 test: lint test-unit test-e2e ## Lint, unit tests, then the e2e suite on a real cluster
 
 .PHONY: bench
-bench: venv ## Benchmarks that print their numbers (needs a cluster with `make up`)
+bench: venv ## Benchmarks that print their numbers (needs a cluster with `make up`; operator_cost cordons both nodes while it runs)
 	$(PY) tests/bench/submit_latency.py
+	$(PY) tests/bench/operator_cost.py
 
 .PHONY: clean
 clean: ## Remove the venv and local state (not the cluster caches)
