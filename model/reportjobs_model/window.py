@@ -28,10 +28,6 @@ def shard_name(object_id: str) -> str:
     return f"{SHARD_PREFIX}{object_hash(object_id)[:2]}"
 
 
-def all_shard_names() -> list[str]:
-    return [f"{SHARD_PREFIX}{index:02x}" for index in range(SHARD_COUNT)]
-
-
 def entry_key(object_id: str) -> str:
     """The key of an object's claim in its shard's data."""
     return object_hash(object_id)

@@ -20,7 +20,6 @@ from reportjobs_model.timestamps import (
 from reportjobs_model.window import (
     SHARD_COUNT,
     Claim,
-    all_shard_names,
     claim_of,
     entry_key,
     open_claim,
@@ -77,11 +76,9 @@ def test_is_job_name(name: str, valid: bool) -> None:
 def test_shards() -> None:
     assert shard_name("abc") == "reportjobs-windows-ba"
     assert entry_key("abc") == "ba7816bf8f01cfea414140de"
-    names = all_shard_names()
-    assert len(set(names)) == SHARD_COUNT == 256
-    assert names[0] == "reportjobs-windows-00"
-    assert names[-1] == "reportjobs-windows-ff"
-    assert {shard_name(f"object-{i}") for i in range(5000)} == set(names)
+    names = {shard_name(f"object-{i}") for i in range(5000)}
+    assert len(names) == SHARD_COUNT == 256, "the first two hex digits: every shard is used"
+    assert {"reportjobs-windows-00", "reportjobs-windows-ff"} <= names
 
 
 def test_claim_window_is_half_open() -> None:

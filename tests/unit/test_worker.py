@@ -104,7 +104,7 @@ def test_the_timeout_counts_from_the_workers_own_start(monkeypatch: pytest.Monke
     assert (report["timedOut"], report["ranSeconds"]) == (True, 10)
 
 
-def test_sleep_exactly_sleeps_again_after_early_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sleep_until_sleeps_again_after_early_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [0.0]
     naps: list[float] = []
 
@@ -114,7 +114,7 @@ def test_sleep_exactly_sleeps_again_after_early_wakeups(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(worker.time, "sleep", fake_sleep)
-    worker.sleep_exactly(8)
+    worker.sleep_until(8)
     assert naps == [8, 4, 2]
     assert clock[0] == 8
 

@@ -70,11 +70,6 @@ def sleep_until(deadline: float) -> None:
         time.sleep(remaining)
 
 
-def sleep_exactly(seconds: float) -> None:
-    """Sleep until `seconds` have passed on the monotonic clock."""
-    sleep_until(time.monotonic() + seconds)
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_ON_SIGTERM)
 
