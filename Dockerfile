@@ -17,6 +17,7 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 # Then our distribution, without touching the pinned dependencies.
 COPY pyproject.toml ./
 COPY model ./model
+COPY kube ./kube
 COPY gateway ./gateway
 COPY operator ./operator
 COPY worker ./worker
@@ -38,7 +39,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     USER=reportjobs \
     LOGNAME=reportjobs
-# USER/LOGNAME: uid 10001 has no passwd entry, and getpass.getuser() (kopf asks it) needs a name.
+# USER/LOGNAME: uid 10001 has no passwd entry, and getpass.getuser() needs a name.
 WORKDIR /tmp
 # Numeric, so no passwd entry is needed and Kubernetes can verify runAsNonRoot.
 USER 10001:10001

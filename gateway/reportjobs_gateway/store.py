@@ -1,20 +1,12 @@
-"""The only module of the gateway that talks to the Kubernetes API (kubernetes_asyncio).
+"""The only module of the gateway that talks to the Kubernetes API (reportjobs_kube).
 
-Requests go through the client's plain `call_api` with paths: answers are JSON dicts, never
-model classes to build and serialize back. Every answer also gives the server's clock (Date).
+Answers are JSON dicts; every answer also gives the server's clock (its Date header).
 """
 
 import asyncio
 import logging
-import os
-import time
 from collections.abc import Mapping
 from typing import Any
-
-import aiohttp
-from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
 from reportjobs_gateway.ports import (
     AlreadyExists,
@@ -24,23 +16,11 @@ from reportjobs_gateway.ports import (
     StoreUnavailable,
     WindowShard,
 )
-from reportjobs_model import crd
-from reportjobs_model.timestamps import unix_of_http_date
+from reportjobs_kube import paths
+from reportjobs_kube.client import KubeClient
+from reportjobs_kube.errors import Answered, Conflict, NotFound, Unreachable
 
 log = logging.getLogger(__name__)
-
-_UNREACHABLE = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ConfigException)
-_REPORTJOBS = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{{namespace}}/{crd.PLURAL}"
-_SHARDS = "/api/v1/namespaces/{namespace}/configmaps"
-
-
-class _Answered(Exception):
-    """The API server answered 404 or 409 (the callers decide what that means)."""
-
-    def __init__(self, status: int, server_time: float) -> None:
-        super().__init__(status)
-        self.status = status
-        self.server_time = server_time
 
 
 class KubeStore:
@@ -49,35 +29,39 @@ class KubeStore:
     def __init__(self, *, namespace: str, api_timeout_seconds: float) -> None:
         self._namespace = namespace
         self._timeout = api_timeout_seconds
-        self._client: ApiClient | None = None
+        self._client: KubeClient | None = None
         self._connecting = asyncio.Lock()
 
     async def get(self, name: str) -> Read:
-        return await self._get(f"{_REPORTJOBS}/{name}")
+        return await self._get(paths.reportjobs(self._namespace, name))
 
     async def create(self, body: ReportJob) -> Read:
-        return await self._create(_REPORTJOBS, body)
+        return await self._create(paths.reportjobs(self._namespace), body)
 
     async def list(self, *, label_selector: str) -> list[ReportJob]:
-        data, _ = await self._plain("GET", _REPORTJOBS, query={"labelSelector": label_selector})
+        data, _ = await self._call(
+            "GET", paths.reportjobs(self._namespace), query={"labelSelector": label_selector}
+        )
         items: list[ReportJob] = data.get("items") or []
         return items
 
     async def get_window(self, name: str) -> Read:
-        return await self._get(f"{_SHARDS}/{name}")
+        return await self._get(paths.configmaps(self._namespace, name))
 
     async def create_window(self, body: WindowShard) -> None:
-        await self._create(_SHARDS, body)
+        await self._create(paths.configmaps(self._namespace), body)
 
     async def replace_window(self, body: WindowShard) -> None:
         name = body["metadata"]["name"]
         try:
-            await self._call("PUT", f"{_SHARDS}/{name}", body=body)
-        except _Answered as answer:  # 409: another write came first
-            raise Stale(name) from answer
+            await self._call("PUT", paths.configmaps(self._namespace, name), body=body)
+        except Conflict as exc:  # another write came first
+            raise Stale(name) from exc
+        except NotFound as exc:
+            raise Stale(name) from exc
 
     async def ping(self) -> None:
-        await self._plain("GET", _REPORTJOBS, query={"limit": "1"})
+        await self._call("GET", paths.reportjobs(self._namespace), query={"limit": "1"})
 
     async def close(self) -> None:
         if self._client is not None:
@@ -87,28 +71,16 @@ class KubeStore:
     async def _get(self, path: str) -> Read:
         try:
             data, server_time = await self._call("GET", path)
-        except _Answered as answer:
-            if answer.status == 404:
-                return Read(obj=None, server_time=answer.server_time)
-            raise StoreUnavailable(f"unexpected {answer.status} reading {path}") from answer
+        except NotFound as exc:
+            return Read(obj=None, server_time=exc.server_time)
         return Read(obj=data, server_time=server_time)
 
     async def _create(self, path: str, body: dict[str, Any]) -> Read:
         try:
             data, server_time = await self._call("POST", path, body=body)
-        except _Answered as answer:
-            if answer.status == 409:
-                raise AlreadyExists(body["metadata"]["name"]) from answer
-            raise StoreUnavailable(f"unexpected {answer.status} creating in {path}") from answer
+        except Conflict as exc:
+            raise AlreadyExists(body["metadata"]["name"]) from exc
         return Read(obj=data, server_time=server_time)
-
-    async def _plain(
-        self, method: str, path: str, *, query: Mapping[str, str]
-    ) -> tuple[Any, float]:
-        try:
-            return await self._call(method, path, query=query)
-        except _Answered as answer:
-            raise StoreUnavailable(f"unexpected {answer.status} on {method} {path}") from answer
 
     async def _call(
         self,
@@ -117,49 +89,23 @@ class KubeStore:
         *,
         body: dict[str, Any] | None = None,
         query: Mapping[str, str] | None = None,
-    ) -> tuple[Any, float]:
-        """One request; returns the JSON answer and the server's time."""
+    ) -> tuple[dict[str, Any], float]:
+        """One request; NotFound and Conflict are the callers' to map, others are
+        StoreUnavailable."""
         try:
             client = await self._connected()
-            data, _status, headers = await client.call_api(
-                path.format(namespace=self._namespace),
-                method,
-                query_params=list((query or {}).items()),
-                header_params={"Accept": "application/json", "Content-Type": "application/json"},
-                body=body,
-                response_types_map={200: "object", 201: "object"},
-                auth_settings=["BearerToken"],
-                _return_http_data_only=False,
-                _request_timeout=self._timeout,
-            )
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                raise _Answered(exc.status, _server_time(exc.headers)) from exc
-            log.warning(
-                "Kubernetes API answered %s to %s %s: %s", exc.status, method, path, exc.reason
-            )
+            answer = await client.request(method, path, query=query, body=body)
+        except (NotFound, Conflict):
+            raise
+        except Answered as exc:
+            log.warning("Kubernetes API answered %s to %s %s", exc, method, path)
             raise StoreUnavailable(f"Kubernetes API answered {exc.status} {exc.reason}") from exc
-        except _UNREACHABLE as exc:
-            log.warning("Kubernetes API unreachable for %s %s: %r", method, path, exc)
-            raise StoreUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from exc
-        return data, _server_time(headers)
+        except Unreachable as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return answer.data, answer.server_time
 
-    async def _connected(self) -> ApiClient:
+    async def _connected(self) -> KubeClient:
         async with self._connecting:
             if self._client is None:
-                configuration = Configuration()
-                if os.environ.get("KUBERNETES_SERVICE_HOST"):
-                    load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                else:
-                    await load_kube_config(client_configuration=configuration)
-                self._client = ApiClient(configuration=configuration)
+                self._client = await KubeClient.connect(timeout_seconds=self._timeout)
             return self._client
-
-
-def _server_time(headers: Mapping[str, str] | None) -> float:
-    """The server's time from the Date header (local time if it has none)."""
-    date = (headers or {}).get("Date")
-    if date is None:
-        log.warning("Kubernetes API answer without a Date header; using the local clock")
-        return time.time()
-    return unix_of_http_date(date)

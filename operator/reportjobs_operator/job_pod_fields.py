@@ -6,6 +6,18 @@ from typing import Any
 
 Body = Mapping[str, Any]
 
+SLEEP_ANNOTATION = "reportjobs.io/sleep-seconds"
+"""On every Job: the sleep drawn for its ReportJob."""
+
+
+def sleep_seconds_of(job: Body) -> int | None:
+    """The drawn sleep written on the Job (None when absent or not a number)."""
+    text = (job.get("metadata", {}).get("annotations") or {}).get(SLEEP_ANNOTATION)
+    try:
+        return int(str(text))
+    except ValueError:
+        return None
+
 
 def is_controlled_by(obj: Body, *, owner_uid: str) -> bool:
     """Whether obj's controller ownerReference points at owner_uid."""

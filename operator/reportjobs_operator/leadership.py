@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
-from reportjobs_operator.aio import wait_for_flag
 from reportjobs_operator.ports import Conflict, LeaseApi, Obj
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,15 @@ def next_spec(previous: Mapping[str, Any] | None, *, terms: LeaseTerms, now: dat
     }
 
 
+async def wait_for_flag(flag: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for the flag; whether it is set."""
+    try:
+        await asyncio.wait_for(flag.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 class Elector:
     def __init__(
         self,
@@ -93,7 +101,7 @@ class Elector:
 
     async def try_acquire_or_renew(self) -> bool:
         terms = self._terms
-        lease = await self._api.get_lease(namespace=terms.namespace, name=terms.name)
+        lease = await self._api.get_lease(name=terms.name)
         try:
             if lease is None:
                 body = {
@@ -102,14 +110,14 @@ class Elector:
                     "metadata": {"name": terms.name, "namespace": terms.namespace},
                     "spec": next_spec(None, terms=terms, now=self._clock()),
                 }
-                await self._api.create_lease(namespace=terms.namespace, body=body)
+                await self._api.create_lease(body=body)
                 return True
             spec = lease.get("spec") or {}
             unchanged_for = self._unchanged_for(lease)
             if not may_take(spec, identity=terms.identity, unchanged_for=unchanged_for):
                 return False
             body = {**lease, "spec": next_spec(spec, terms=terms, now=self._clock())}
-            written = await self._api.replace_lease(namespace=terms.namespace, body=body)
+            written = await self._api.replace_lease(body=body)
         except Conflict:
             return False
         self._unchanged_for(written)
@@ -118,7 +126,7 @@ class Elector:
     async def release(self) -> None:
         """Hand the lease over at once (graceful stop): no holder, duration 1 s."""
         terms = self._terms
-        lease = await self._api.get_lease(namespace=terms.namespace, name=terms.name)
+        lease = await self._api.get_lease(name=terms.name)
         spec = (lease or {}).get("spec") or {}
         if lease is None or spec.get("holderIdentity") != terms.identity:
             return
@@ -126,9 +134,7 @@ class Elector:
         del released["holderIdentity"]
         released["leaseDurationSeconds"] = 1
         with contextlib.suppress(Conflict):
-            await self._api.replace_lease(
-                namespace=terms.namespace, body={**lease, "spec": released}
-            )
+            await self._api.replace_lease(body={**lease, "spec": released})
 
 
 async def _attempt(elector: Elector) -> bool:

@@ -1,6 +1,7 @@
-"""`reportjobs-operator`: stand by for the Lease, then run kopf until stopped or the lease is lost.
+"""`reportjobs-operator`: stand by for the Lease, then run the controller until stopped or the
+lease is lost.
 
-Exits non-zero when the lease is lost or kopf fails, so the pod restarts as a standby.
+Exits non-zero when the lease is lost or the controller fails, so the pod restarts as a standby.
 """
 
 import asyncio
@@ -9,12 +10,14 @@ import logging
 import signal
 import sys
 
-from reportjobs_operator.active import run_active
+from reportjobs_kube.client import KubeClient
 from reportjobs_operator.api_client import KubeApi
-from reportjobs_operator.health import Health, serve_health
+from reportjobs_operator.controller import run_controller
+from reportjobs_operator.health import Health, beat, serve_health
 from reportjobs_operator.leadership import Elector, LeaseTerms, lead
 from reportjobs_operator.manifests import WorkerTemplate
-from reportjobs_operator.reconcile import Policy, Reconciler
+from reportjobs_operator.metrics import LEADING
+from reportjobs_operator.reconcile import Policy
 from reportjobs_operator.settings import OperatorConfig
 
 
@@ -44,34 +47,44 @@ async def serve(config: OperatorConfig) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     health = Health()
-    runner = await serve_health(health=health, port=config.health_port)
-    api = await KubeApi.connect(request_timeout=config.api_timeout_seconds)
+    server = serve_health(health=health, port=config.health_port)
+    heartbeat = asyncio.create_task(beat(health))
+    client = await KubeClient.connect(timeout_seconds=config.api_timeout_seconds)
     terms = LeaseTerms(
         namespace=config.namespace,
         name=config.lease_name,
         identity=config.pod_name,
         duration_seconds=config.lease_duration_seconds,
     )
-    reconciler = Reconciler(api=api, policy=policy_of(config))
+
+    def on_leading(leading: bool) -> None:
+        health.set_leading(leading)
+        LEADING.set(1 if leading else 0)
+
+    def on_synced() -> None:
+        health.synced = True
+
     active = functools.partial(
-        run_active,
-        reconciler=reconciler,
-        api=api,
-        windows=api,
+        run_controller,
+        client=client,
         namespace=config.namespace,
+        policy=policy_of(config),
+        workers=config.workers,
         resync_seconds=config.resync_seconds,
+        on_synced=on_synced,
     )
     try:
         return await lead(
-            elector=Elector(api=api, terms=terms),
+            elector=Elector(api=KubeApi(client=client, namespace=config.namespace), terms=terms),
             terms=terms,
             run_active=active,
             stop=stop,
-            on_leading=health.set_leading,
+            on_leading=on_leading,
         )
     finally:
-        await api.close()
-        await runner.cleanup()
+        heartbeat.cancel()
+        await client.close()
+        server.shutdown()
 
 
 def main() -> None:

@@ -3,12 +3,13 @@
 from dataclasses import dataclass
 
 from reportjobs_model import crd, labels
-from reportjobs_model.reportjob import ReportJobBody, metadata_of, spec_of, status_of
+from reportjobs_model.reportjob import ReportJobBody, metadata_of, spec_of
 from reportjobs_operator.deadlines import (
     DEFAULT_STARTUP_ALLOWANCE_SECONDS,
     START_DEADLINE_ANNOTATION,
     backstop_seconds,
 )
+from reportjobs_operator.job_pod_fields import SLEEP_ANNOTATION
 from reportjobs_operator.ports import Obj
 
 WORKER_CONTAINER = "worker"
@@ -87,8 +88,11 @@ def _spread_over_nodes() -> list[Obj]:
     ]
 
 
-def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
+def build_job(*, reportjob: ReportJobBody, sleep_seconds: int, worker: WorkerTemplate) -> Obj:
     """Job named like the ReportJob, controlled by it, running the drawn sleep.
+
+    The sleep is also written on the Job (an annotation): the Job, created under the
+    ReportJob's name exactly once, is where the drawn sleep is first persisted.
 
     The worker enforces the timeout from its own start; activeDeadlineSeconds (timeout plus
     start-up allowance, counted from the Job's start) is the backstop.
@@ -104,7 +108,6 @@ def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    sleep_seconds = int(status_of(reportjob)["sleepSeconds"])
     timeout_seconds = int(spec_of(reportjob)["timeoutSeconds"])
     pod_spec = {
         "restartPolicy": "Never",
@@ -121,11 +124,15 @@ def build_job(*, reportjob: ReportJobBody, worker: WorkerTemplate) -> Obj:
     }
     if worker.service_account:
         pod_spec["serviceAccountName"] = worker.service_account
-    job_metadata: Obj = {"name": name, "labels": job_labels, "ownerReferences": [owner]}
+    annotations = {SLEEP_ANNOTATION: str(sleep_seconds)}
     if worker.start_deadline_seconds is not None:
-        job_metadata["annotations"] = {
-            START_DEADLINE_ANNOTATION: str(worker.start_deadline_seconds)
-        }
+        annotations[START_DEADLINE_ANNOTATION] = str(worker.start_deadline_seconds)
+    job_metadata: Obj = {
+        "name": name,
+        "labels": job_labels,
+        "annotations": annotations,
+        "ownerReferences": [owner],
+    }
     deadline = backstop_seconds(
         timeout_seconds=timeout_seconds,
         startup_allowance_seconds=worker.startup_allowance_seconds,

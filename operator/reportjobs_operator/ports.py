@@ -1,4 +1,8 @@
-"""What the operator needs from the Kubernetes API (objects are JSON dicts)."""
+"""What the operator needs from the Kubernetes API (objects are JSON dicts).
+
+Reads come from the index (index.py); these are the requests the operator makes besides its
+watches: writes, and the reads a conflict or a missing object calls for.
+"""
 
 from typing import Any, Protocol
 
@@ -10,50 +14,66 @@ class Conflict(Exception):
 
 
 class ReconcileApi(Protocol):
-    async def get_reportjob(self, *, namespace: str, name: str) -> Obj | None: ...
-
-    async def list_reportjobs(self, *, namespace: str) -> list[Obj]: ...
-
-    async def list_job_names(self, *, namespace: str) -> list[str]:
-        """Names of the Jobs the operator made (by its managed-by label)."""
+    async def get_reportjob(self, *, name: str) -> Obj | None:
+        """A fresh read, after a write conflicted."""
         ...
 
-    async def replace_reportjob_status(self, *, namespace: str, body: Obj) -> Obj:
-        """Optimistic: body carries metadata.resourceVersion; raises Conflict when stale."""
+    async def replace_reportjob_status(self, *, body: Obj) -> Obj:
+        """Optimistic: body carries metadata.resourceVersion; raises Conflict when stale or gone."""
         ...
 
-    async def delete_reportjob(self, *, namespace: str, name: str, uid: str) -> None: ...
+    async def delete_reportjob(self, *, name: str, uid: str) -> None: ...
 
-    async def get_job(self, *, namespace: str, name: str) -> Obj | None: ...
+    async def get_job(self, *, name: str) -> Obj | None:
+        """A fresh read, after a create met an existing Job."""
+        ...
 
-    async def create_job(self, *, namespace: str, body: Obj) -> Obj:
+    async def create_job(self, *, body: Obj) -> Obj:
         """Raises Conflict when a Job of that name exists."""
         ...
 
-    async def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
+    async def delete_job(self, *, name: str, uid: str) -> None:
         """Background propagation; a no-op when it is gone or replaced."""
         ...
 
-    async def list_worker_pods(self, *, namespace: str, reportjob: str) -> list[Obj]: ...
-
 
 class LeaseApi(Protocol):
-    async def get_lease(self, *, namespace: str, name: str) -> Obj | None: ...
+    async def get_lease(self, *, name: str) -> Obj | None: ...
 
-    async def create_lease(self, *, namespace: str, body: Obj) -> Obj:
+    async def create_lease(self, *, body: Obj) -> Obj:
         """Raises Conflict when it exists."""
         ...
 
-    async def replace_lease(self, *, namespace: str, body: Obj) -> Obj:
+    async def replace_lease(self, *, body: Obj) -> Obj:
         """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
         ...
 
 
 class WindowApi(Protocol):
-    async def list_window_shards(self, *, namespace: str) -> tuple[list[Obj], float]:
+    async def list_window_shards(self) -> tuple[list[Obj], float]:
         """The gateway's window shards (ConfigMaps) and the server's time of the answer."""
         ...
 
-    async def replace_window_shard(self, *, namespace: str, body: Obj) -> None:
+    async def replace_window_shard(self, *, body: Obj) -> None:
         """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
+        ...
+
+
+class Cache(Protocol):
+    """The index the watches feed (index.py): what reconcile reads instead of the API."""
+
+    def reportjob(self, name: str) -> Obj | None: ...
+
+    def job(self, name: str) -> Obj | None: ...
+
+    def pods_of(self, reportjob: str) -> list[Obj]:
+        """The worker pods labelled with this ReportJob's name."""
+        ...
+
+    def remember(self, obj: Obj) -> None:
+        """What a write returned (a ReportJob or a Job), until its watch event arrives."""
+        ...
+
+    def forget(self, obj: Obj) -> None:
+        """An object we deleted."""
         ...

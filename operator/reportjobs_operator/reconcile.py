@@ -1,8 +1,14 @@
-"""The reconcile steps of docs/design.md, serialized per ReportJob."""
+"""The reconcile steps of docs/design.md: level-triggered, from the index, one key at a time.
+
+Reads come from the index (the watches' cache); writes go to the API server and carry the
+resourceVersion they were based on, so a stale index can cause a conflict, never a wrong write.
+A conflict is retried from a fresh read. The work queue (workqueue.py) guarantees that one key
+is reconciled by one worker at a time.
+"""
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,11 +23,10 @@ from reportjobs_model.reportjob import (
     window_end_unix,
 )
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
-from reportjobs_operator.job_pod_fields import is_controlled_by
-from reportjobs_operator.locks import KeyedLocks
+from reportjobs_operator.job_pod_fields import is_controlled_by, sleep_seconds_of
 from reportjobs_operator.manifests import WorkerTemplate, build_job
-from reportjobs_operator.ports import Conflict, Obj, ReconcileApi
-from reportjobs_operator.status import build_status
+from reportjobs_operator.ports import Cache, Conflict, Obj, ReconcileApi
+from reportjobs_operator.status import build_status, worth_writing
 
 log = logging.getLogger(__name__)
 
@@ -37,48 +42,72 @@ class Policy:
     worker: WorkerTemplate
 
 
+def _phase(reportjob: ReportJobBody) -> Phase:
+    return Phase(status_of(reportjob).get("phase", Phase.PENDING))
+
+
+def _no_lag(_: float) -> None:
+    return None
+
+
 class Reconciler:
     def __init__(
         self,
         *,
         api: ReconcileApi,
+        cache: Cache,
         policy: Policy,
         draw: Callable[[int, int], int] = _SYSTEM_RANDOM.randint,
         clock: Callable[[], datetime] = utc_now,
+        on_job_created: Callable[[float], None] = _no_lag,
     ) -> None:
         self._api = api
+        self._cache = cache
         self._policy = policy
         self._draw = draw
         self._clock = clock
-        self._locks = KeyedLocks()
+        self._on_job_created = on_job_created
 
     def is_settled(self, reportjob: Obj, *, has_job: bool) -> bool:
         """Nothing to do until retention ends: terminal, Job gone (a resync may skip it)."""
-        status = status_of(reportjob)
-        if has_job or not Phase(status.get("phase", Phase.PENDING)).is_terminal:
+        if has_job or not _phase(reportjob).is_terminal:
             return False
         return not _retention_over(
             reportjob, retention_seconds=self._policy.retention_seconds, now=self._clock()
         )
 
-    async def reconcile(self, *, namespace: str, name: str) -> None:
-        """Bring one ReportJob, its Job and its status in line; retried on write conflicts."""
-        async with self._locks.hold((namespace, name)):
-            for _ in range(MAX_PASSES):
-                one_pass = _Pass(
-                    api=self._api,
-                    policy=self._policy,
-                    draw=self._draw,
-                    now=self._clock(),
-                    namespace=namespace,
-                )
-                try:
-                    await one_pass.run(name)
-                except Conflict:
-                    log.info("conflict while reconciling %s/%s; starting over", namespace, name)
-                    continue
-                return
-            log.warning("gave up on %s/%s after %d conflicts", namespace, name, MAX_PASSES)
+    def unsettled(self, reportjobs: Iterable[Obj]) -> list[str]:
+        """The names a resync reconciles (from the index: no requests)."""
+        return [
+            name_of(reportjob)
+            for reportjob in reportjobs
+            if not self.is_settled(
+                reportjob, has_job=self._cache.job(name_of(reportjob)) is not None
+            )
+        ]
+
+    async def reconcile(self, *, name: str) -> None:
+        """Bring one ReportJob, its Job and its status in line; conflicts retried afresh."""
+        reportjob = self._cache.reportjob(name)
+        for _ in range(MAX_PASSES):
+            one_pass = _Pass(
+                api=self._api,
+                cache=self._cache,
+                policy=self._policy,
+                draw=self._draw,
+                now=self._clock(),
+                on_job_created=self._on_job_created,
+            )
+            try:
+                await one_pass.run(reportjob)
+            except Conflict:
+                log.info("conflict while reconciling %s; reading it again", name)
+                reportjob = await self._api.get_reportjob(name=name)
+                if reportjob is not None:
+                    self._cache.remember(reportjob)
+                continue
+            return
+        log.warning("gave up on %s after %d conflicts", name, MAX_PASSES)
 
 
 def _retention_over(reportjob: ReportJobBody, *, retention_seconds: int, now: datetime) -> bool:
@@ -95,78 +124,90 @@ def _retention_over(reportjob: ReportJobBody, *, retention_seconds: int, now: da
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Pass:
-    """One attempt at the steps, against fresh reads, at one moment."""
+    """One attempt at the steps, from the index, at one moment."""
 
     api: ReconcileApi
+    cache: Cache
     policy: Policy
     draw: Callable[[int, int], int]
     now: datetime
-    namespace: str
+    on_job_created: Callable[[float], None]
 
-    async def run(self, name: str) -> None:
-        reportjob = await self.api.get_reportjob(namespace=self.namespace, name=name)
+    async def run(self, reportjob: Obj | None) -> None:
         if reportjob is None or is_deleting(reportjob):
             return
-        if status_of(reportjob).get("sleepSeconds") is None:
-            reportjob = await self._draw_sleep(reportjob)
-        job = await self._owned_job(reportjob)
-        terminal = Phase(status_of(reportjob).get("phase", Phase.PENDING)).is_terminal
-        if job is None and not terminal:
+        name = name_of(reportjob)
+        job = await self._owned(reportjob, self.cache.job(name))
+        if job is None and not _phase(reportjob).is_terminal:
             job = await self._create_job(reportjob)
-        reportjob = await self._update_status(reportjob, job)
-        if Phase(status_of(reportjob)["phase"]).is_terminal:
+        sleep = status_of(reportjob).get("sleepSeconds")
+        if sleep is None and job is not None:
+            sleep = sleep_seconds_of(job)
+        pods = []
+        if job is not None:
+            owner = uid_of(job)
+            pods = [
+                pod for pod in self.cache.pods_of(name) if is_controlled_by(pod, owner_uid=owner)
+            ]
+        status = build_status(
+            reportjob=reportjob, job=job, pods=pods, sleep_seconds=sleep, now=self.now
+        )
+        if worth_writing(status_of(reportjob), status):
+            reportjob = await self._write_status(reportjob, status)
+        if Phase(status["phase"]).is_terminal:
             await self._clean_up(reportjob, job)
 
     async def _write_status(self, reportjob: Obj, status: dict[str, Any]) -> Obj:
-        """Optimistic write: the body carries the resourceVersion we read."""
-        body = {**reportjob, "status": status}
-        return await self.api.replace_reportjob_status(namespace=self.namespace, body=body)
+        """Optimistic write: the body carries the resourceVersion it was based on."""
+        written = await self.api.replace_reportjob_status(body={**reportjob, "status": status})
+        self.cache.remember(written)
+        return written
 
-    async def _draw_sleep(self, reportjob: Obj) -> Obj:
-        """Step 2: the sleep is drawn once and persisted before any Job exists."""
-        seconds = self.draw(self.policy.sleep_min_seconds, self.policy.sleep_max_seconds)
-        status = {**status_of(reportjob), "sleepSeconds": seconds}
-        status.setdefault("phase", Phase.PENDING.value)
-        return await self._write_status(reportjob, status)
-
-    async def _owned_job(self, reportjob: Obj) -> Obj | None:
-        """The Job of this ReportJob; a same-named Job of another owner is deleted."""
-        job = await self.api.get_job(namespace=self.namespace, name=name_of(reportjob))
+    async def _owned(self, reportjob: Obj, job: Obj | None) -> Obj | None:
+        """The Job if this ReportJob controls it; a same-named Job of another owner is deleted."""
         if job is None or is_controlled_by(job, owner_uid=uid_of(reportjob)):
             return job
         log.info("deleting Job %s of an earlier owner", name_of(job))
-        await self.api.delete_job(namespace=self.namespace, name=name_of(job), uid=uid_of(job))
+        await self.api.delete_job(name=name_of(job), uid=uid_of(job))
+        self.cache.forget(job)
         return None
 
     async def _create_job(self, reportjob: Obj) -> Obj | None:
-        """Step 3 (409: adopt the Job that exists, if it is ours)."""
-        body = build_job(reportjob=reportjob, worker=self.policy.worker)
+        """Step 2 and 3: the sleep is drawn once and persisted with the Job, which is created
+        under the ReportJob's name exactly once (409: read the Job that exists and adopt it)."""
+        sleep = status_of(reportjob).get("sleepSeconds")
+        if sleep is None:
+            sleep = self.draw(self.policy.sleep_min_seconds, self.policy.sleep_max_seconds)
+        body = build_job(reportjob=reportjob, sleep_seconds=int(sleep), worker=self.policy.worker)
         try:
-            return await self.api.create_job(namespace=self.namespace, body=body)
+            job = await self.api.create_job(body=body)
         except Conflict:
-            return await self._owned_job(reportjob)
-
-    async def _update_status(self, reportjob: Obj, job: Obj | None) -> Obj:
-        """Step 4."""
-        pods: list[Obj] = []
-        if job is not None:
-            found = await self.api.list_worker_pods(
-                namespace=self.namespace, reportjob=name_of(reportjob)
-            )
-            pods = [pod for pod in found if is_controlled_by(pod, owner_uid=uid_of(job))]
-        status = build_status(reportjob=reportjob, job=job, pods=pods, now=self.now)
-        if status == status_of(reportjob):
-            return reportjob
-        return await self._write_status(reportjob, status)
+            existing = await self.api.get_job(name=name_of(reportjob))
+            if existing is None:
+                raise  # deleted meanwhile: start over
+            self.cache.remember(existing)
+            return await self._owned(reportjob, existing)
+        self.cache.remember(job)
+        self.on_job_created(_seconds_between(reportjob, job))
+        return job
 
     async def _clean_up(self, reportjob: Obj, job: Obj | None) -> None:
         """Steps 5 and 6."""
         if job is not None:
-            await self.api.delete_job(namespace=self.namespace, name=name_of(job), uid=uid_of(job))
+            await self.api.delete_job(name=name_of(job), uid=uid_of(job))
+            self.cache.forget(job)
         if _retention_over(
             reportjob, retention_seconds=self.policy.retention_seconds, now=self.now
         ):
             log.info("retention over: deleting ReportJob %s", name_of(reportjob))
-            await self.api.delete_reportjob(
-                namespace=self.namespace, name=name_of(reportjob), uid=uid_of(reportjob)
-            )
+            await self.api.delete_reportjob(name=name_of(reportjob), uid=uid_of(reportjob))
+            self.cache.forget(reportjob)
+
+
+def _seconds_between(reportjob: Obj, job: Obj) -> float:
+    """From the ReportJob's creation to its Job's (server stamps, whole seconds)."""
+    created = reportjob["metadata"].get("creationTimestamp")
+    made = job["metadata"].get("creationTimestamp")
+    if not created or not made:
+        return 0.0
+    return (parse_rfc3339(made) - parse_rfc3339(created)).total_seconds()

@@ -40,6 +40,8 @@ class OperatorConfig(BaseSettings):
     start_deadline_seconds: int | None = Field(default=None, ge=1)
     retention_seconds: int = Field(default=604800, ge=0)
     resync_seconds: float = Field(default=30, gt=0)
+    # Reconciles that run at once (each ReportJob is reconciled by one worker at a time).
+    workers: int = Field(default=8, ge=1, le=256)
     lease_name: str = Field(default="reportjobs-operator", min_length=1)
     lease_duration_seconds: int = Field(default=15, ge=3)
     health_port: int = Field(default=8080, ge=1, le=65535)

@@ -40,7 +40,10 @@ def _finished_at(job_condition: Mapping[str, Any], now: str) -> str:
 
 
 def _completed(
-    pods: Sequence[Mapping[str, Any]], reportjob: ReportJobBody, finished_at: str
+    pods: Sequence[Mapping[str, Any]],
+    reportjob: ReportJobBody,
+    finished_at: str,
+    sleep: int | None,
 ) -> _Outcome:
     """The worker exits 0 both when the work is done and when it stopped at its timeout."""
     timeout = spec_of(reportjob).get("timeoutSeconds")
@@ -55,7 +58,6 @@ def _completed(
     if report is not None and "sleptSeconds" in report:
         message = f"Succeeded: the worker slept {report['sleptSeconds']} seconds"
         return _Outcome(Phase.SUCCEEDED, message, finished_at)
-    sleep = status_of(reportjob).get("sleepSeconds")
     if isinstance(sleep, int) and isinstance(timeout, int) and sleep > timeout:
         message = (
             f"TimedOut: the work exceeded its timeout of {timeout} seconds (no report from the"
@@ -118,6 +120,7 @@ def _outcome(
     job: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
     attempts: int,
+    sleep: int | None,
     now: datetime,
 ) -> _Outcome:
     previous = status_of(reportjob)
@@ -127,13 +130,15 @@ def _outcome(
         return _Outcome(before, previous.get("message", ""), previous.get("finishedAt") or stamp)
     if job is not None:
         if (complete := true_condition(job, "Complete")) is not None:
-            return _completed(pods, reportjob, _finished_at(complete, stamp))
+            return _completed(pods, reportjob, _finished_at(complete, stamp), sleep)
         if (failed := true_condition(job, "Failed")) is not None:
             return _failed(failed, job, reportjob, _finished_at(failed, stamp))
-    if any(is_running(pod) for pod in pods):
-        return _Outcome(Phase.RUNNING, f"Running (attempt {attempts})")
     started = _started_at(previous, pods) is not None
-    if job is not None and not started:
+    if started or any(is_running(pod) for pod in pods):
+        # Once started it stays Running until the Job is finished (a worker that has exited,
+        # or a retry whose pod is pending, is not a step back to Pending).
+        return _Outcome(Phase.RUNNING, f"Running (attempt {attempts})")
+    if job is not None:
         deadline = start_deadline_passed(reportjob=reportjob, job=job, now=now)
         if deadline is not None:
             return _not_started(deadline, pods, stamp)
@@ -179,6 +184,7 @@ def build_status(
     reportjob: ReportJobBody,
     job: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
+    sleep_seconds: int | None,
     now: datetime,
 ) -> Obj:
     """The complete new status; fields that are not known yet are left out."""
@@ -186,7 +192,14 @@ def build_status(
     stamp = format_rfc3339(now)
     generation = int(metadata_of(reportjob).get("generation", 1))
     names = sorted(set(previous.get("pods") or []) | {pod["metadata"]["name"] for pod in pods})
-    outcome = _outcome(reportjob=reportjob, job=job, pods=pods, attempts=len(names), now=now)
+    outcome = _outcome(
+        reportjob=reportjob,
+        job=job,
+        pods=pods,
+        attempts=len(names),
+        sleep=sleep_seconds,
+        now=now,
+    )
     earlier = previous.get("conditions") or []
     job_created = job is not None or bool(previous.get("jobName"))
     conditions = [
@@ -211,7 +224,7 @@ def build_status(
     ]
     status: Obj = {
         "phase": outcome.phase.value,
-        "sleepSeconds": previous.get("sleepSeconds"),
+        "sleepSeconds": sleep_seconds,
         "attempts": len(names),
         "pods": names,
         "jobName": name_of(reportjob) if job_created else None,
@@ -222,3 +235,20 @@ def build_status(
         "conditions": conditions,
     }
     return {key: value for key, value in status.items() if value is not None}
+
+
+def worth_writing(previous: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether the new status says something the recorded one does not.
+
+    A pending worker pod that has not started changes only `pods` and `attempts`: that is left
+    for the next write (start, retry or outcome), which records it anyway; each write is one of
+    the operator's few API requests per job.
+    """
+    if status == previous:
+        return False
+    quiet = {"pods", "attempts"}
+    if status.get("phase") != Phase.PENDING.value or not previous.get("phase"):
+        return True
+    return {k: v for k, v in status.items() if k not in quiet} != {
+        k: v for k, v in previous.items() if k not in quiet
+    }

@@ -21,16 +21,16 @@ def pruned_shard(shard: Obj, *, now: float) -> Obj | None:
     return None if kept == data else {**shard, "data": kept}
 
 
-async def sweep_window_shards(*, api: WindowApi, namespace: str) -> int:
+async def sweep_window_shards(*, api: WindowApi) -> int:
     """One list, then one replace per shard with closed claims; returns how many were pruned."""
-    shards, now = await api.list_window_shards(namespace=namespace)
+    shards, now = await api.list_window_shards()
     count = 0
     for shard in shards:
         replacement = pruned_shard(shard, now=now)
         if replacement is None:
             continue
         try:
-            await api.replace_window_shard(namespace=namespace, body=replacement)
+            await api.replace_window_shard(body=replacement)
         except Conflict:  # written meanwhile, and pruned by that writer
             continue
         count += 1

@@ -13,8 +13,8 @@ NODES=${REPORTJOBS_NODES:-2}
 # kube-controller-manager's client rate limit (its default, 20/30, caps the Job controller at
 # about 6 pods/s). 0 for REPORTJOBS_KCM_TUNING keeps Kubernetes' defaults. README says why.
 KCM_TUNING=${REPORTJOBS_KCM_TUNING:-1}
-KCM_QPS=${REPORTJOBS_KCM_QPS:-100}
-KCM_BURST=${REPORTJOBS_KCM_BURST:-200}
+KCM_QPS=${REPORTJOBS_KCM_QPS:-300}
+KCM_BURST=${REPORTJOBS_KCM_BURST:-600}
 KCM_LOG=$STATE_DIR/logs/kube-controller-manager.log # where local-up-cluster.sh sends its output
 KCM_PATTERN="(^|/)kube-controller-manager( |\$)"
 # etcd's data on a tmpfs (1), or on disk (0). Off by default, on in CI (CI=true). README says why.

@@ -12,7 +12,7 @@ from tests.unit.fakes import WORKER, reportjob
 def _job(**worker: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     rj = reportjob(name="rj-abc-7", timeout=45, status={"sleepSeconds": 23})
     template = replace(WORKER, **worker)
-    return rj, build_job(reportjob=rj, worker=template)
+    return rj, build_job(reportjob=rj, sleep_seconds=23, worker=template)
 
 
 def test_identity_labels_and_owner() -> None:

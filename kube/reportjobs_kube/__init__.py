@@ -1,0 +1,1 @@
+"""Kubernetes access shared by the gateway and the operator: configuration, requests, watches."""

@@ -1,0 +1,22 @@
+"""The operator's Prometheus metrics (its API requests are counted by reportjobs_kube)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter(
+    "reportjobs_operator_reconciles", "Reconciles of a ReportJob, by result", ["result"]
+)
+RECONCILE_SECONDS = Histogram(
+    "reportjobs_operator_reconcile_seconds",
+    "Time of one reconcile (API requests included)",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+JOB_LAG = Histogram(
+    "reportjobs_operator_job_lag_seconds",
+    "From a ReportJob's creation to its Job's (server timestamps, whole seconds)",
+    buckets=(0, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
+)
+QUEUE_DEPTH = Gauge("reportjobs_operator_queue_depth", "ReportJobs waiting to be reconciled")
+INDEX_OBJECTS = Gauge(
+    "reportjobs_operator_index_objects", "Objects in the watch-fed index", ["kind"]
+)
+LEADING = Gauge("reportjobs_operator_leading", "1 while this replica holds the lease")
