@@ -139,12 +139,12 @@ class FakeStore:
         self.windows[shard["metadata"]["name"]] = shard
 
     # WindowApi (the operator's side), so the operator's sweep runs against the same state.
-    async def list_window_shards(self, *, namespace: str) -> tuple[list[Obj], float]:
+    async def list_window_shards(self) -> tuple[list[Obj], float]:
         await self.pause("list_window_shards")
         shards = copy.deepcopy(list(self.windows.values()))
         return shards, (await self._answer(None)).server_time
 
-    async def replace_window_shard(self, *, namespace: str, body: Obj) -> None:
+    async def replace_window_shard(self, *, body: Obj) -> None:
         try:
             await self.replace_window(body)
         except Stale as stale:
@@ -178,7 +178,9 @@ class DownStore(FakeStore):
 
 
 class FakeOperatorApi:
-    """ReportJobs, Jobs and pods of one namespace, with optimistic status writes."""
+    """ReportJobs, Jobs and pods of one namespace, with optimistic status writes.
+
+    `calls` records every request the operator makes (its watches aside)."""
 
     def __init__(self) -> None:
         self.reportjobs: dict[str, Obj] = {}
@@ -186,6 +188,7 @@ class FakeOperatorApi:
         self.pods: list[Obj] = []
         self.calls: list[str] = []
         self.status_conflicts = 0
+        self._versions = itertools.count(100)
 
     def add_reportjob(self, rj: Obj) -> Obj:
         rj = copy.deepcopy(rj)
@@ -197,66 +200,93 @@ class FakeOperatorApi:
 
     def add_job(self, job: Obj) -> Obj:
         job = copy.deepcopy(job)
+        job["kind"] = "Job"
         job["metadata"].setdefault("uid", new_uid())
+        job["metadata"]["resourceVersion"] = str(next(self._versions))
+        job.setdefault("status", {})
         self.jobs[job["metadata"]["name"]] = job
         return job
 
-    async def get_reportjob(self, *, namespace: str, name: str) -> Obj | None:
+    async def get_reportjob(self, *, name: str) -> Obj | None:
         self.calls.append(f"get_reportjob {name}")
         return copy.deepcopy(self.reportjobs.get(name))
 
-    async def list_reportjobs(self, *, namespace: str) -> list[Obj]:
-        return [copy.deepcopy(self.reportjobs[name]) for name in sorted(self.reportjobs)]
-
-    async def list_job_names(self, *, namespace: str) -> list[str]:
-        return sorted(self.jobs)
-
-    async def replace_reportjob_status(self, *, namespace: str, body: Obj) -> Obj:
+    async def replace_reportjob_status(self, *, body: Obj) -> Obj:
         await asyncio.sleep(0)
         name = body["metadata"]["name"]
         self.calls.append(f"replace_status {name}")
         current = self.reportjobs[name]
         if self.status_conflicts > 0:
             self.status_conflicts -= 1
-            current["metadata"]["resourceVersion"] = str(
-                int(current["metadata"]["resourceVersion"]) + 1
-            )
+            current["metadata"]["resourceVersion"] = str(next(self._versions))
             raise Conflict("injected")
         if body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]:
             raise Conflict("stale resourceVersion")
         current["status"] = copy.deepcopy(body["status"])
-        current["metadata"]["resourceVersion"] = str(
-            int(current["metadata"]["resourceVersion"]) + 1
-        )
+        current["metadata"]["resourceVersion"] = str(next(self._versions))
         return copy.deepcopy(current)
 
-    async def delete_reportjob(self, *, namespace: str, name: str, uid: str) -> None:
+    async def delete_reportjob(self, *, name: str, uid: str) -> None:
         self.calls.append(f"delete_reportjob {name}")
         if name in self.reportjobs and self.reportjobs[name]["metadata"]["uid"] == uid:
             del self.reportjobs[name]
 
-    async def get_job(self, *, namespace: str, name: str) -> Obj | None:
+    async def get_job(self, *, name: str) -> Obj | None:
+        self.calls.append(f"get_job {name}")
         return copy.deepcopy(self.jobs.get(name))
 
-    async def create_job(self, *, namespace: str, body: Obj) -> Obj:
+    async def create_job(self, *, body: Obj) -> Obj:
         await asyncio.sleep(0)
         name = body["metadata"]["name"]
         self.calls.append(f"create_job {name}")
         if name in self.jobs:
             raise Conflict("exists")
+        body = {**body, "metadata": {**body["metadata"], "creationTimestamp": stamp(0)}}
         return copy.deepcopy(self.add_job(body))
 
-    async def delete_job(self, *, namespace: str, name: str, uid: str) -> None:
+    async def delete_job(self, *, name: str, uid: str) -> None:
         self.calls.append(f"delete_job {name}")
         if name in self.jobs and self.jobs[name]["metadata"]["uid"] == uid:
             del self.jobs[name]
 
-    async def list_worker_pods(self, *, namespace: str, reportjob: str) -> list[Obj]:
+
+class FakeCache:
+    """The index as the watches would feed it: `sync()` delivers the API's state (the events),
+    `remember`/`forget` are the operator's own write-through."""
+
+    def __init__(self, api: FakeOperatorApi) -> None:
+        self.api = api
+        self.reportjobs: dict[str, Obj] = {}
+        self.jobs: dict[str, Obj] = {}
+        self.pods: list[Obj] = []
+        self.sync()
+
+    def sync(self) -> None:
+        self.reportjobs = copy.deepcopy(self.api.reportjobs)
+        self.jobs = copy.deepcopy(self.api.jobs)
+        self.pods = copy.deepcopy(self.api.pods)
+
+    def reportjob(self, name: str) -> Obj | None:
+        return copy.deepcopy(self.reportjobs.get(name))
+
+    def job(self, name: str) -> Obj | None:
+        return copy.deepcopy(self.jobs.get(name))
+
+    def pods_of(self, reportjob: str) -> list[Obj]:
         return [
             copy.deepcopy(pod)
             for pod in self.pods
             if pod["metadata"]["labels"].get("reportjobs.io/reportjob") == reportjob
         ]
+
+    def _kind(self, obj: Obj) -> dict[str, Obj]:
+        return self.jobs if obj.get("kind") == "Job" else self.reportjobs
+
+    def remember(self, obj: Obj) -> None:
+        self._kind(obj)[obj["metadata"]["name"]] = copy.deepcopy(obj)
+
+    def forget(self, obj: Obj) -> None:
+        self._kind(obj).pop(obj["metadata"]["name"], None)
 
 
 class FakeLeaseApi:
@@ -269,18 +299,18 @@ class FakeLeaseApi:
         if self.failing:
             raise OSError("API server unreachable")
 
-    async def get_lease(self, *, namespace: str, name: str) -> Obj | None:
+    async def get_lease(self, *, name: str) -> Obj | None:
         self._check()
         return copy.deepcopy(self.leases.get(name))
 
-    async def create_lease(self, *, namespace: str, body: Obj) -> Obj:
+    async def create_lease(self, *, body: Obj) -> Obj:
         self._check()
         name = body["metadata"]["name"]
         if name in self.leases:
             raise Conflict("exists")
         return self._store(body)
 
-    async def replace_lease(self, *, namespace: str, body: Obj) -> Obj:
+    async def replace_lease(self, *, body: Obj) -> Obj:
         self._check()
         current = self.leases[body["metadata"]["name"]]
         if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:

@@ -4,6 +4,7 @@ from dataclasses import replace
 from typing import Any
 
 from reportjobs_operator.deadlines import start_deadline_of
+from reportjobs_operator.job_pod_fields import sleep_seconds_of
 from reportjobs_operator.manifests import build_job
 from reportjobs_worker.main import parse_args
 from tests.unit.fakes import WORKER, reportjob
@@ -47,11 +48,25 @@ def test_deadline_is_a_backstop_timeout_plus_startup_allowance() -> None:
 
 def test_start_deadline_is_written_on_the_job_only_when_configured() -> None:
     _, job = _job()
-    assert "annotations" not in job["metadata"]
+    assert job["metadata"]["annotations"] == {"reportjobs.io/sleep-seconds": "23"}
     assert start_deadline_of(job) is None
     _, job = _job(start_deadline_seconds=90)
-    assert job["metadata"]["annotations"] == {"reportjobs.io/start-deadline-seconds": "90"}
+    assert job["metadata"]["annotations"] == {
+        "reportjobs.io/sleep-seconds": "23",
+        "reportjobs.io/start-deadline-seconds": "90",
+    }
     assert start_deadline_of(job) == 90
+
+
+def test_the_drawn_sleep_is_persisted_on_the_job() -> None:
+    _, job = _job()
+    assert sleep_seconds_of(job) == 23
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "23"
+    assert (
+        sleep_seconds_of({"metadata": {"annotations": {"reportjobs.io/sleep-seconds": "x"}}})
+        is None
+    )
+    assert sleep_seconds_of({"metadata": {}}) is None
 
 
 def test_backoff_and_pod_policy() -> None:

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reportjobs_operator.status import build_status
+from reportjobs_operator.status import build_status, worth_writing
 from tests.unit.fakes import reportjob
 
 NOW = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
@@ -54,7 +54,8 @@ def _status(
     job: dict[str, Any] | None, pods: list[dict[str, Any]], previous: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     rj = reportjob(name="rj-a-1", timeout=45, status=previous or {"sleepSeconds": 18})
-    return build_status(reportjob=rj, job=job, pods=pods, now=NOW)
+    sleep = (previous or {"sleepSeconds": 18}).get("sleepSeconds")
+    return build_status(reportjob=rj, job=job, pods=pods, sleep_seconds=sleep, now=NOW)
 
 
 def _conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -166,7 +167,7 @@ def _created_status(
     rj = reportjob(
         name="rj-a-1", timeout=45, created=created.timestamp(), status={"sleepSeconds": 18}
     )
-    return build_status(reportjob=rj, job=job, pods=pods, now=now)
+    return build_status(reportjob=rj, job=job, pods=pods, sleep_seconds=18, now=now)
 
 
 def test_start_deadline_times_out_work_that_never_started() -> None:
@@ -215,11 +216,33 @@ def test_start_deadline_does_not_apply_once_the_work_started() -> None:
         created=created.timestamp(),
         status={"sleepSeconds": 18, "phase": "Running", "startedAt": EARLIER, "pods": ["p"]},
     )
-    retry = build_status(reportjob=rj, job=job, pods=[_pod("q", "Pending")], now=NOW)
-    assert retry["phase"] == "Pending"
+    retry = build_status(
+        reportjob=rj, job=job, pods=[_pod("q", "Pending")], sleep_seconds=18, now=NOW
+    )
+    # Once started it stays Running until the Job finishes: never a step back to Pending.
+    assert (retry["phase"], retry["message"]) == ("Running", "Running (attempt 2)")
     # A pod that ran and failed started the work too.
     failed = _pod("p", "Failed", {"terminated": {"exitCode": 1, "startedAt": EARLIER}})
-    assert _created_status(job, [failed], created=created, now=NOW)["phase"] == "Pending"
+    assert _created_status(job, [failed], created=created, now=NOW)["phase"] == "Running"
+
+
+def test_an_exited_worker_stays_running_until_the_job_completes() -> None:
+    """Between the pod's Succeeded and the Job's Complete condition, no write is due."""
+    running = _status(_job(), [_running("p")])
+    exited = _status(_job(), [_succeeded("p", {"sleptSeconds": 18})], previous=running)
+    assert exited == running
+    assert not worth_writing(running, exited)
+
+
+def test_a_pending_pod_alone_is_not_worth_a_write() -> None:
+    created = _status(_job(), [])
+    pending = _status(_job(), [_pod("p", "Pending")], previous=created)
+    assert (pending["attempts"], pending["pods"]) == (1, ["p"])
+    assert not worth_writing(created, pending)
+    waiting = _pod("p", "Pending", {"waiting": {"reason": "ErrImagePull", "message": "no"}})
+    assert worth_writing(created, _status(_job(), [waiting], previous=created))
+    assert worth_writing(created, _status(_job(), [_running("p")], previous=created))
+    assert worth_writing({}, created)
 
 
 def test_other_failures_are_failed() -> None:
@@ -279,6 +302,6 @@ def test_condition_times_move_only_on_transitions() -> None:
 def test_observed_generation() -> None:
     rj = reportjob(status={"sleepSeconds": 1})
     rj["metadata"]["generation"] = 4
-    status = build_status(reportjob=rj, job=None, pods=[], now=NOW)
+    status = build_status(reportjob=rj, job=None, pods=[], sleep_seconds=None, now=NOW)
     assert status["observedGeneration"] == 4
     assert {c["observedGeneration"] for c in status["conditions"]} == {4}

@@ -82,7 +82,7 @@ class World:
     async def collector(self) -> None:
         """The operator's sweep of closed claims, now and then."""
         for _ in range(self.rnd.randint(0, 4)):
-            await sweep_window_shards(api=self.store, namespace="ns")
+            await sweep_window_shards(api=self.store)
 
     async def run(self, clients: list[str]) -> None:
         tasks = [
@@ -168,8 +168,8 @@ class DeletesEmptyShards(FakeStore):
     """Garbage collection by deletion: a shard left without claims is deleted. A create that
     read "absent" before the deletion then succeeds with a claim time from before it (ABA)."""
 
-    async def replace_window_shard(self, *, namespace: str, body: dict[str, Any]) -> None:
-        await super().replace_window_shard(namespace=namespace, body=body)
+    async def replace_window_shard(self, *, body: dict[str, Any]) -> None:
+        await super().replace_window_shard(body=body)
         if not body.get("data"):
             del self.windows[body["metadata"]["name"]]
 

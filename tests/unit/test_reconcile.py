@@ -1,11 +1,10 @@
-"""The reconcile steps against a fake Kubernetes API."""
+"""The reconcile steps against a fake Kubernetes API and a fake index."""
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from reportjobs_operator.reconcile import Policy, Reconciler
-from tests.unit.fakes import WORKER, FakeOperatorApi, reportjob, stamp
+from tests.unit.fakes import WORKER, FakeCache, FakeOperatorApi, reportjob, stamp
 
 W = 300
 B = 5_666_666
@@ -32,26 +31,30 @@ class Draws:
 
 def _setup(
     created: float = B * W + 50, **rj: Any
-) -> tuple[FakeOperatorApi, Reconciler, Draws, dict[str, Any]]:
+) -> tuple[FakeOperatorApi, FakeCache, Reconciler, Draws, dict[str, Any]]:
     api = FakeOperatorApi()
     draws = Draws(23)
-    created = api.add_reportjob(reportjob(name=NAME, created=created, window=W, **rj))
-    reconciler = Reconciler(api=api, policy=POLICY, draw=draws, clock=lambda: NOW)
-    return api, reconciler, draws, created
+    added = api.add_reportjob(reportjob(name=NAME, created=created, window=W, **rj))
+    cache = FakeCache(api)
+    reconciler = Reconciler(api=api, cache=cache, policy=POLICY, draw=draws, clock=lambda: NOW)
+    return api, cache, reconciler, draws, added
 
 
-async def _reconcile(reconciler: Reconciler) -> None:
-    await reconciler.reconcile(namespace="ns", name=NAME)
+async def _reconcile(reconciler: Reconciler, cache: FakeCache | None = None) -> None:
+    """An event: the index catches up with the API (if given), then one reconcile."""
+    if cache is not None:
+        cache.sync()
+    await reconciler.reconcile(name=NAME)
 
 
-def _pod(job: dict[str, Any], name: str, phase: str) -> dict[str, Any]:
+def _pod(job: dict[str, Any], name: str, phase: str, **state: Any) -> dict[str, Any]:
     return {
         "metadata": {
             "name": name,
             "labels": {"reportjobs.io/reportjob": NAME},
             "ownerReferences": [{"uid": job["metadata"]["uid"], "controller": True}],
         },
-        "status": {"phase": phase},
+        "status": {"phase": phase, "containerStatuses": [{"state": state}] if state else []},
     }
 
 
@@ -63,118 +66,153 @@ def _complete(api: FakeOperatorApi) -> None:
     }
 
 
-async def test_sleep_is_drawn_and_persisted_before_the_job_is_created() -> None:
-    api, reconciler, draws, _ = _setup()
+async def test_the_sleep_is_drawn_once_and_persisted_with_the_job() -> None:
+    api, _cache, reconciler, draws, _ = _setup()
     await _reconcile(reconciler)
     assert draws.calls == [(15, 40)]
-    assert api.calls.index(f"replace_status {NAME}") < api.calls.index(f"create_job {NAME}")
+    assert api.calls == [f"create_job {NAME}", f"replace_status {NAME}"]
     job = api.jobs[NAME]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "23"
+    assert job["metadata"]["annotations"]["reportjobs.io/sleep-seconds"] == "23"
     status = api.reportjobs[NAME]["status"]
-    assert status["sleepSeconds"] == 23
-    assert status["phase"] == "Pending"
-    assert status["jobName"] == NAME
+    assert (status["sleepSeconds"], status["phase"], status["jobName"]) == (23, "Pending", NAME)
+
+
+async def test_reads_come_from_the_index_and_a_repeat_costs_nothing() -> None:
+    api, cache, reconciler, _, _ = _setup()
+    await _reconcile(reconciler)
+    before = list(api.calls)
+    await _reconcile(reconciler)  # the index has our writes (write-through), before any event
+    await _reconcile(reconciler, cache)  # and after the events
+    assert api.calls == before
+
+
+async def test_a_job_created_before_the_status_write_keeps_its_sleep() -> None:
+    """Crash between the Job's create and the status write: the Job holds the drawn sleep."""
+    api, cache, reconciler, draws, _ = _setup()
+    await _reconcile(reconciler)
+    api.reportjobs[NAME].pop("status")
+    draws.value = 31
+    await _reconcile(reconciler, cache)
+    assert len(draws.calls) == 1
+    assert api.reportjobs[NAME]["status"]["sleepSeconds"] == 23
 
 
 async def test_the_sleep_is_never_redrawn() -> None:
-    api, reconciler, draws, _ = _setup()
+    api, cache, reconciler, draws, _ = _setup()
     await _reconcile(reconciler)
     del api.jobs[NAME]  # e.g. deleted by hand
-    await _reconcile(reconciler)
+    await _reconcile(reconciler, cache)
     assert len(draws.calls) == 1
     assert api.jobs[NAME]["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "23"
 
 
-async def test_concurrent_reconciles_are_serialized() -> None:
-    api, reconciler, draws, _ = _setup()
-    await asyncio.gather(*(_reconcile(reconciler) for _ in range(5)))
-    assert len(draws.calls) == 1
-    assert api.calls.count(f"create_job {NAME}") == 1
-
-
 async def test_gone_or_deleting_reportjobs_are_left_alone() -> None:
-    api, reconciler, draws, _ = _setup()
+    api, cache, reconciler, draws, _ = _setup()
     api.reportjobs[NAME]["metadata"]["deletionTimestamp"] = stamp(B * W + 99)
-    await _reconcile(reconciler)
-    await reconciler.reconcile(namespace="ns", name="rj-unknown-1")
+    await _reconcile(reconciler, cache)
+    await reconciler.reconcile(name="rj-unknown-1")
     assert draws.calls == []
     assert api.jobs == {}
-
-
-async def test_an_existing_job_of_ours_is_adopted() -> None:
-    api, reconciler, _, rj = _setup(status={"sleepSeconds": 23, "phase": "Pending"})
-    original_get = api.get_job
-    calls = 0
-
-    async def racing_get_job(*, namespace: str, name: str) -> dict[str, Any] | None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:  # the Job appears between our read and our create
-            api.add_job({"metadata": {"name": NAME, "ownerReferences": [_owner(rj)]}})
-            return None
-        return await original_get(namespace=namespace, name=name)
-
-    api.get_job = racing_get_job  # type: ignore[method-assign]
-    await _reconcile(reconciler)
-    assert f"create_job {NAME}" in api.calls
-    assert f"delete_job {NAME}" not in api.calls
-    assert NAME in api.jobs
-    assert api.reportjobs[NAME]["status"]["jobName"] == NAME
+    assert api.calls == []
 
 
 def _owner(rj: dict[str, Any]) -> dict[str, Any]:
     return {"uid": rj["metadata"]["uid"], "controller": True, "kind": "ReportJob", "name": NAME}
 
 
+async def test_a_job_the_index_has_not_seen_yet_is_adopted() -> None:
+    api, _cache, reconciler, _, rj = _setup(status={"sleepSeconds": 23, "phase": "Pending"})
+    api.add_job({"metadata": {"name": NAME, "ownerReferences": [_owner(rj)]}})  # not in cache
+    await _reconcile(reconciler)
+    assert api.calls[:2] == [f"create_job {NAME}", f"get_job {NAME}"]
+    assert f"delete_job {NAME}" not in api.calls
+    assert api.reportjobs[NAME]["status"]["jobName"] == NAME
+
+
 async def test_a_job_of_an_earlier_owner_is_deleted() -> None:
-    api, reconciler, _, rj = _setup(status={"sleepSeconds": 23, "phase": "Pending"})
+    api, cache, reconciler, _, rj = _setup(status={"sleepSeconds": 23, "phase": "Pending"})
     foreign = [{"uid": "old", "controller": True}]
     api.add_job({"metadata": {"name": NAME, "ownerReferences": foreign}})
-    await _reconcile(reconciler)
+    await _reconcile(reconciler, cache)
     assert api.calls.index(f"delete_job {NAME}") < api.calls.index(f"create_job {NAME}")
     assert api.jobs[NAME]["metadata"]["ownerReferences"][0]["uid"] == rj["metadata"]["uid"]
 
 
 async def test_running_pods_make_it_running() -> None:
-    api, reconciler, _, _ = _setup()
+    api, cache, reconciler, _, _ = _setup()
     await _reconcile(reconciler)
     job = api.jobs[NAME]
     api.pods = [
         _pod(job, f"{NAME}-x", "Running"),
         _pod({"metadata": {"uid": "other"}}, "y", "Running"),
     ]
-    await _reconcile(reconciler)
+    await _reconcile(reconciler, cache)
     status = api.reportjobs[NAME]["status"]
     assert status["phase"] == "Running"
     assert status["pods"] == [f"{NAME}-x"]  # pods of another Job are not ours
 
 
 async def test_terminal_status_is_written_then_the_job_deleted() -> None:
-    api, reconciler, _, _ = _setup()
+    api, cache, reconciler, _, _ = _setup()
     await _reconcile(reconciler)
     _complete(api)
-    await _reconcile(reconciler)
+    await _reconcile(reconciler, cache)
     assert api.reportjobs[NAME]["status"]["phase"] == "Succeeded"
     assert api.jobs == {}
     last_write = max(i for i, c in enumerate(api.calls) if c.startswith("replace_status"))
     assert last_write < api.calls.index(f"delete_job {NAME}")
-    await _reconcile(reconciler)  # nothing left to do, nothing recreated
+    calls = len(api.calls)
+    await _reconcile(reconciler)  # before the Job's deletion event: forgotten already
+    await _reconcile(reconciler, cache)
+    assert len(api.calls) == calls
     assert api.jobs == {}
+
+
+async def test_a_whole_life_within_the_request_budget() -> None:
+    """Accepted → Job → pod pending → running → exited → Complete → Job deleted: at most 6
+    requests (the e2e test_request_budget.py counts the same on a real API server)."""
+    api, cache, reconciler, _, _ = _setup()
+    await _reconcile(reconciler, cache)
+    await _reconcile(reconciler, cache)  # the Job's ADDED event
+    job = api.jobs[NAME]
+    started = {"startedAt": stamp(B * W + 60)}
+    for pod in (
+        _pod(job, "p", "Pending"),
+        _pod(job, "p", "Pending", waiting={"reason": "ContainerCreating"}),
+        _pod(job, "p", "Running", running=started),
+        _pod(job, "p", "Succeeded", terminated={"exitCode": 0, **started, "message": ""}),
+    ):
+        api.pods = [pod]
+        await _reconcile(reconciler, cache)
+    _complete(api)
+    await _reconcile(reconciler, cache)
+    api.pods = []  # the garbage collector
+    await _reconcile(reconciler, cache)
     assert api.reportjobs[NAME]["status"]["phase"] == "Succeeded"
+    assert api.reportjobs[NAME]["status"]["pods"] == ["p"]
+    assert api.calls == [
+        f"create_job {NAME}",
+        f"replace_status {NAME}",  # Pending, the sleep and the Job
+        f"replace_status {NAME}",  # Running
+        f"replace_status {NAME}",  # Succeeded
+        f"delete_job {NAME}",
+    ]
 
 
 async def test_expired_reportjobs_are_deleted() -> None:
-    api, reconciler, _, _ = _setup(
+    api, cache, reconciler, _, _ = _setup(
         created=B * W - 4000,
         status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
     )
     await _reconcile(reconciler)
     assert api.reportjobs == {}
+    assert cache.reportjob(NAME) is None
 
 
 async def test_kept_while_its_dedup_window_is_open_even_past_retention() -> None:
     """A submission inside the window re-creates a missing job: it must not go before."""
-    api, reconciler, _, _ = _setup(
+    api, _cache, reconciler, _, _ = _setup(
         created=B * W + 100 - W + 1,
         status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
     )
@@ -183,17 +221,30 @@ async def test_kept_while_its_dedup_window_is_open_even_past_retention() -> None
 
 
 async def test_retained_until_the_retention_is_over() -> None:
-    api, reconciler, _, _ = _setup(
+    api, cache, reconciler, _, _ = _setup(
         status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W + 100 - 3600)}
     )
     await _reconcile(reconciler)
     assert NAME in api.reportjobs
+    assert reconciler.unsettled(cache.reportjobs.values()) == []
 
 
-async def test_status_write_conflicts_are_retried() -> None:
-    api, reconciler, draws, _ = _setup()
+async def test_a_stale_index_causes_a_conflict_and_a_fresh_read_never_a_wrong_write() -> None:
+    api, _cache, reconciler, draws, _ = _setup()
     api.status_conflicts = 2
     await _reconcile(reconciler)
     assert api.reportjobs[NAME]["status"]["sleepSeconds"] == 23
     assert NAME in api.jobs
-    assert len(draws.calls) == 3  # nothing was persisted by the failed writes
+    assert len(draws.calls) == 1  # the Job (remembered) holds the sleep across the retries
+    assert api.calls.count(f"get_reportjob {NAME}") == 2
+    assert api.calls.count(f"create_job {NAME}") == 1
+
+
+async def test_resync_queues_only_what_is_not_settled() -> None:
+    api, cache, reconciler, _, _ = _setup()
+    assert reconciler.unsettled(cache.reportjobs.values()) == [NAME]
+    await _reconcile(reconciler)
+    _complete(api)
+    await _reconcile(reconciler, cache)
+    cache.sync()
+    assert reconciler.unsettled(cache.reportjobs.values()) == []

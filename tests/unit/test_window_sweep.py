@@ -27,7 +27,7 @@ async def test_only_shards_with_closed_claims_are_replaced() -> None:
         await store.create_window(build_window_shard(name=name, data=data, resource_version=None))
     store.calls.clear()
 
-    assert await sweep_window_shards(api=store, namespace="ns") == 2
+    assert await sweep_window_shards(api=store) == 2
 
     assert set(store.windows["reportjobs-windows-00"]["data"]) == {"b"}
     assert store.windows["reportjobs-windows-01"]["data"] == {}
@@ -44,12 +44,12 @@ async def test_a_shard_written_since_the_list_is_left_to_its_writer() -> None:
         name="reportjobs-windows-00", data={"a": _entry("a", T0)}, resource_version=None
     )
     await store.create_window(shard)
-    listed, now = await store.list_window_shards(namespace="ns")
+    listed, now = await store.list_window_shards()
     replacement = pruned_shard(listed[0], now=now)
     assert replacement is not None
     current = store.windows["reportjobs-windows-00"]
     await store.replace_window({**current, "data": {"x": _entry("x", T0 + 19)}})
-    assert await sweep_window_shards(api=_Stale(store, listed), namespace="ns") == 0
+    assert await sweep_window_shards(api=_Stale(store, listed)) == 0
     assert set(store.windows["reportjobs-windows-00"]["data"]) == {"x"}
 
 
@@ -59,11 +59,11 @@ class _Stale:
     def __init__(self, store: FakeStore, listed: list[dict[str, object]]) -> None:
         self.store, self.listed = store, listed
 
-    async def list_window_shards(self, *, namespace: str) -> tuple[list[dict[str, object]], float]:
+    async def list_window_shards(self) -> tuple[list[dict[str, object]], float]:
         return self.listed, self.store.now
 
-    async def replace_window_shard(self, *, namespace: str, body: dict[str, object]) -> None:
-        await self.store.replace_window_shard(namespace=namespace, body=body)
+    async def replace_window_shard(self, *, body: dict[str, object]) -> None:
+        await self.store.replace_window_shard(body=body)
 
 
 def test_the_chart_grants_exactly_the_model_shards() -> None:
