@@ -77,6 +77,19 @@ class Cluster:
     def ready_pods(self, namespace: str, component: str) -> list[client.V1Pod]:
         return [pod for pod in self.pods(namespace, component) if is_ready(pod)]
 
+    def metrics(self, namespace: str, pod: str, port: int) -> dict[str, float]:
+        """A pod's Prometheus metrics (through the API server's pod proxy), unlabelled and
+        labelled series alike, as `name{labels}` -> value."""
+        text = self.core.connect_get_namespaced_pod_proxy_with_path(
+            f"{pod}:{port}", namespace, "metrics"
+        )
+        samples: dict[str, float] = {}
+        for line in str(text).splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                samples[series] = float(value)
+        return samples
+
     def force_delete_pod(self, namespace: str, name: str) -> None:
         try:
             self.core.delete_namespaced_pod(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from tests.e2e.support.kube import Cluster
@@ -214,12 +215,11 @@ def audit_mark() -> AuditMark | None:
     return AuditMark(inode=stat.st_ino, offset=stat.st_size, at=time.time())
 
 
-def job_creates(namespace: str, mark: AuditMark | None) -> Counter[str] | None:
-    """Successful creates of batch Jobs in ``namespace`` per name since ``mark``, from the test
-    bed's audit log (every request at Metadata level) and its rotations; None without a log."""
+def audit_events(mark: AuditMark | None, *needles: bytes) -> Iterator[dict[str, Any]]:
+    """The audit events (stage ResponseComplete) logged since ``mark``, in the log and its
+    rotations; lines lacking any of ``needles`` are skipped unparsed (it is a big file)."""
     if mark is None:
-        return None
-    creates: Counter[str] = Counter()
+        return
     for path in sorted(AUDIT_LOG.parent.glob(AUDIT_LOG.stem + "*.log")):
         stat = path.stat()
         if stat.st_ino == mark.inode:
@@ -228,29 +228,41 @@ def job_creates(namespace: str, mark: AuditMark | None) -> Counter[str] | None:
             start = 0  # rotated away, or started, after the mark
         else:
             continue
-        creates.update(_job_creates_in(path, start, namespace))
-    return creates
+        with path.open("rb") as log:
+            log.seek(start)
+            for line in log:
+                if not all(needle in line for needle in needles):
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a restart
+                if event.get("stage") == "ResponseComplete":
+                    yield event
 
 
-def _job_creates_in(path: Path, offset: int, namespace: str) -> Counter[str]:
+def job_creates(namespace: str, mark: AuditMark | None) -> Counter[str] | None:
+    """Successful creates of batch Jobs in ``namespace`` per name since ``mark``, from the test
+    bed's audit log (every request at Metadata level) and its rotations; None without a log."""
+    if mark is None:
+        return None
     creates: Counter[str] = Counter()
-    with path.open("rb") as log:
-        log.seek(offset)
-        for line in log:
-            if b'"jobs"' not in line or b'"create"' not in line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a restart
-            ref = event.get("objectRef") or {}
-            if (
-                event.get("stage") == "ResponseComplete"
-                and event.get("verb") == "create"
-                and ref.get("resource") == "jobs"
-                and ref.get("apiGroup") == "batch"
-                and ref.get("namespace") == namespace
-                and (event.get("responseStatus") or {}).get("code") == 201
-            ):
-                creates[ref.get("name", "?")] += 1
+    for event in audit_events(mark, b'"jobs"', b'"create"'):
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("verb") == "create"
+            and ref.get("resource") == "jobs"
+            and ref.get("apiGroup") == "batch"
+            and ref.get("namespace") == namespace
+            and (event.get("responseStatus") or {}).get("code") == 201
+        ):
+            creates[ref.get("name", "?")] += 1
     return creates
+
+
+def requests_by(username: str, mark: AuditMark | None) -> list[dict[str, Any]] | None:
+    """Every request ``username`` made since ``mark`` (watches included: filter them), as the
+    API server's audit log recorded them; None without a log."""
+    if mark is None:
+        return None
+    return list(audit_events(mark, f'"username":"{username}"'.encode()))
