@@ -1,1 +1,1 @@
-"""kopf operator: ReportJob -> batch Job -> status."""
+"""The operator: ReportJob -> batch Job -> status, reconciled from a watch-fed index."""

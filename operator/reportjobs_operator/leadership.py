@@ -181,7 +181,7 @@ async def lead(
 
 
 def _ended_cleanly(task: "asyncio.Task[None]") -> bool:
-    """kopf returns by itself only when told to stop (a signal); anything else is a failure."""
+    """The controller returns by itself only when told to stop; anything else is a failure."""
     if task.cancelled():
         return False
     if (error := task.exception()) is not None:

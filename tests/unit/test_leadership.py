@@ -145,7 +145,7 @@ async def test_lead_exits_non_zero_when_the_operator_fails() -> None:
     terms = _terms("pod-a", duration=3)
 
     async def active(flag: asyncio.Event) -> None:
-        raise RuntimeError("kopf crashed")
+        raise RuntimeError("the controller crashed")
 
     code = await lead(
         elector=Elector(api=FakeLeaseApi(), terms=terms),
