@@ -29,7 +29,12 @@ def _restarts(cluster: Cluster, namespace: str) -> dict[str, int]:
 def test_a_burst_of_jobs_all_finish_once_without_restarts(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(job={"sleepMinSeconds": 0, "sleepMaxSeconds": 1})
+    # 1,000 pods queue for two nodes' kubelets (110 pods each): a Job may wait minutes for its
+    # pod to start, which the default start-up allowance (120 s past the timeout, counted from
+    # the Job's start) would end as TimedOut. This test is about the control plane.
+    release = deploy_release(
+        job={"sleepMinSeconds": 0, "sleepMaxSeconds": 1, "startupAllowanceSeconds": 3600}
+    )
     namespace, gateway = release.namespace, release.gateway
     mark = audit_mark()
     started = time.monotonic()
