@@ -1,4 +1,8 @@
-"""`reportjobs-gateway`: serve the API with uvicorn on 0.0.0.0:$REPORTJOBS_PORT."""
+"""`reportjobs-gateway`: serve the API with uvicorn on 0.0.0.0:$REPORTJOBS_PORT.
+
+One process (one uvicorn worker): its caches, clock and metrics are this process's; scale with
+replicas. uvloop and httptools are the event loop and the HTTP parser (both in the lock file).
+"""
 
 import logging
 
@@ -16,4 +20,8 @@ def main() -> None:
         port=settings.port,
         log_level="info",
         proxy_headers=False,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        workers=1,
     )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from reportjobs_gateway.ports import JobStore
+from reportjobs_gateway.ports import Cache, JobStore
 from reportjobs_gateway.settings import GatewaySettings
 
 
@@ -18,5 +18,11 @@ def get_store(request: Request) -> JobStore:
     return store
 
 
+def get_cache(request: Request) -> Cache | None:
+    cache: Cache | None = request.app.state.caches
+    return cache
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
+CacheDep = Annotated[Cache | None, Depends(get_cache)]

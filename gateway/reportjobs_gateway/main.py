@@ -1,29 +1,43 @@
 """Builds the FastAPI application and wires routers, handlers and middleware."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from reportjobs_gateway.api.main import api_router
-from reportjobs_gateway.errors import (
-    SERVED_BY,
-    on_invalid_request,
-    on_store_unavailable,
-    on_unexpected,
-)
+from reportjobs_gateway.caches import GatewayCaches
+from reportjobs_gateway.errors import on_invalid_request, on_store_unavailable, on_unexpected
 from reportjobs_gateway.http_errors import on_http_error
+from reportjobs_gateway.metrics import GatewayMiddleware
 from reportjobs_gateway.openapi import install_openapi
 from reportjobs_gateway.ports import StoreUnavailable
+from reportjobs_gateway.servertime import ServerClock
 from reportjobs_gateway.settings import GatewaySettings
 from reportjobs_gateway.store import KubeStore
+from reportjobs_kube.errors import Unreachable
+
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the watches of the caches (when enabled); readiness waits for their lists."""
+    caches: GatewayCaches | None = app.state.caches
+    if caches is not None:
+        try:
+            client = await app.state.store.connected()
+        except Unreachable as exc:
+            log.error("no Kubernetes client, so no caches (every request uses the API): %s", exc)
+            app.state.caches = None
+        else:
+            caches.start(client=client, namespace=app.state.settings.namespace)
     yield
+    if app.state.caches is not None:
+        await app.state.caches.stop()
     await app.state.store.close()
 
 
@@ -36,8 +50,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         strict_content_type=False,
     )
     app.state.settings = settings
+    clock = ServerClock()
+    caches = GatewayCaches(clock=clock) if settings.cache else None
+    app.state.caches = caches
     app.state.store = KubeStore(
-        namespace=settings.namespace, api_timeout_seconds=settings.api_timeout_seconds
+        namespace=settings.namespace,
+        api_timeout_seconds=settings.api_timeout_seconds,
+        clock=clock,
+        write_through=caches,
     )
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
@@ -45,15 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(StoreUnavailable, on_store_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
     install_openapi(app, settings)
-
-    @app.middleware("http")
-    async def served_by(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers[SERVED_BY] = settings.pod_name
-        return response
-
+    app.add_middleware(GatewayMiddleware, pod_name=settings.pod_name)
     return app
 
 

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reportjobs_gateway.servertime import ServerNow
+
 ReportJob = dict[str, Any]
 WindowShard = dict[str, Any]
 
@@ -42,14 +44,39 @@ class JobStore(Protocol):
         """The window shard (a ConfigMap) of this name, and the server's time of the answer."""
         ...
 
-    async def create_window(self, body: WindowShard) -> None:
-        """Create the window shard; raises AlreadyExists when the name is taken."""
+    async def create_window(self, body: WindowShard) -> WindowShard:
+        """Create the window shard (and return it); raises AlreadyExists when the name is
+        taken."""
         ...
 
-    async def replace_window(self, body: WindowShard) -> None:
-        """Replace it if body's metadata.resourceVersion is current; else raises Stale."""
+    async def replace_window(self, body: WindowShard) -> WindowShard:
+        """Replace it if body's metadata.resourceVersion is current (and return it); else
+        raises Stale."""
         ...
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless ReportJobs can be listed."""
+        ...
+
+
+class Cache(Protocol):
+    """What the watches show (caches.py), and the bounds of the server's time now."""
+
+    def ready(self) -> bool:
+        """The caches have listed: an object they lack was absent at some moment since."""
+        ...
+
+    def now(self) -> ServerNow | None:
+        """Bounds of the API server's time now (None: no fresh answer to derive them from)."""
+        ...
+
+    def window(self, name: str) -> WindowShard | None:
+        """A version of the window shard (None: absent in the cached version)."""
+        ...
+
+    def job(self, name: str) -> ReportJob | None: ...
+
+    def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
+        """Whether `accepted` is later than the server's time whenever the cache may have
+        missed, or saw, the removal of this object's claim (see caches.ClaimHistory)."""
         ...

@@ -28,6 +28,8 @@ class GatewaySettings(BaseSettings):
     max_timeout_seconds: int = Field(default=60, ge=1)
     port: int = Field(default=8080, ge=1, le=65535)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
+    cache: bool = True
+    """Serve reads and the fast submission paths from watch-fed caches (REPORTJOBS_CACHE)."""
     pod_name: str = Field(default_factory=socket.gethostname, validation_alias="POD_NAME")
 
     @model_validator(mode="after")

@@ -1,12 +1,14 @@
 """The only module of the gateway that talks to the Kubernetes API (reportjobs_kube).
 
-Answers are JSON dicts; every answer also gives the server's clock (its Date header).
+Answers are JSON dicts; every answer also gives the server's clock (its Date header), which
+also feeds the ServerClock (with the request's round trip). Successful writes are written
+through into the caches.
 """
 
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from reportjobs_gateway.ports import (
     AlreadyExists,
@@ -16,6 +18,7 @@ from reportjobs_gateway.ports import (
     StoreUnavailable,
     WindowShard,
 )
+from reportjobs_gateway.servertime import ServerClock
 from reportjobs_kube import paths
 from reportjobs_kube.client import KubeClient
 from reportjobs_kube.errors import Answered, Conflict, NotFound, Unreachable
@@ -23,12 +26,29 @@ from reportjobs_kube.errors import Answered, Conflict, NotFound, Unreachable
 log = logging.getLogger(__name__)
 
 
+class WriteThrough(Protocol):
+    """Where successful writes go besides the API server (caches.GatewayCaches)."""
+
+    def window_written(self, *, based_on: str | None, written: WindowShard) -> None: ...
+
+    def job_written(self, written: ReportJob) -> None: ...
+
+
 class KubeStore:
     """ReportJobs and window shards of one namespace; the client is made on first use."""
 
-    def __init__(self, *, namespace: str, api_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        api_timeout_seconds: float,
+        clock: ServerClock | None = None,
+        write_through: WriteThrough | None = None,
+    ) -> None:
         self._namespace = namespace
         self._timeout = api_timeout_seconds
+        self._clock = clock or ServerClock()
+        self._write_through = write_through
         self._client: KubeClient | None = None
         self._connecting = asyncio.Lock()
 
@@ -36,7 +56,10 @@ class KubeStore:
         return await self._get(paths.reportjobs(self._namespace, name))
 
     async def create(self, body: ReportJob) -> Read:
-        return await self._create(paths.reportjobs(self._namespace), body)
+        read = await self._create(paths.reportjobs(self._namespace), body)
+        if self._write_through is not None and read.obj is not None:
+            self._write_through.job_written(read.obj)
+        return read
 
     async def list(self, *, label_selector: str) -> list[ReportJob]:
         data, _ = await self._call(
@@ -48,17 +71,28 @@ class KubeStore:
     async def get_window(self, name: str) -> Read:
         return await self._get(paths.configmaps(self._namespace, name))
 
-    async def create_window(self, body: WindowShard) -> None:
-        await self._create(paths.configmaps(self._namespace), body)
+    async def create_window(self, body: WindowShard) -> WindowShard:
+        written = (await self._create(paths.configmaps(self._namespace), body)).obj or {}
+        return self._window_written(None, written)
 
-    async def replace_window(self, body: WindowShard) -> None:
+    async def replace_window(self, body: WindowShard) -> WindowShard:
         name = body["metadata"]["name"]
         try:
-            await self._call("PUT", paths.configmaps(self._namespace, name), body=body)
+            written, _ = await self._call("PUT", paths.configmaps(self._namespace, name), body=body)
         except Conflict as exc:  # another write came first
             raise Stale(name) from exc
         except NotFound as exc:
             raise Stale(name) from exc
+        return self._window_written(str(body["metadata"]["resourceVersion"]), written)
+
+    def _window_written(self, based_on: str | None, written: WindowShard) -> WindowShard:
+        if self._write_through is not None and written:
+            self._write_through.window_written(based_on=based_on, written=written)
+        return written
+
+    async def connected(self) -> KubeClient:
+        """The client (made on first use; raises Unreachable without a configuration)."""
+        return await self._connected()
 
     async def ping(self) -> None:
         await self._call("GET", paths.reportjobs(self._namespace), query={"limit": "1"})
@@ -94,7 +128,17 @@ class KubeStore:
         StoreUnavailable."""
         try:
             client = await self._connected()
-            answer = await client.request(method, path, query=query, body=body)
+            sent = self._clock.monotonic()
+            try:
+                answer = await client.request(method, path, query=query, body=body)
+            except Answered as exc:
+                self._clock.observe(
+                    date=exc.server_time, sent=sent, received=self._clock.monotonic()
+                )
+                raise
+            self._clock.observe(
+                date=answer.server_time, sent=sent, received=self._clock.monotonic()
+            )
         except (NotFound, Conflict):
             raise
         except Answered as exc:

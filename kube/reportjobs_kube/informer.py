@@ -1,7 +1,9 @@
 """A list+watch of one collection into memory (client-go's informer, in small).
 
 The store maps names to (trimmed) objects. Each change calls `on_change(old, new)` (None for
-absent) synchronously, so a consumer can compare what it cares about and queue work. Writers
+absent) synchronously, so a consumer can compare what it cares about and queue work; between
+watch events these are consecutive versions, but a (re)list, announced by `on_relist()` once its
+answer arrived, may skip versions. Writers
 may `remember` what a write returned: the store never moves back to an older resourceVersion, so
 a reconcile right after a write sees the write even before its watch event arrives.
 """
@@ -60,6 +62,7 @@ class Informer:
         label_selector: str = "",
         trim: Trim = without_managed_fields,
         on_change: OnChange = _ignore,
+        on_relist: Callable[[], None] = lambda: None,
         watch_seconds: int = 300,
     ) -> None:
         self._client = client
@@ -67,6 +70,7 @@ class Informer:
         self._query = {"labelSelector": label_selector} if label_selector else {}
         self._trim = trim
         self._on_change = on_change
+        self._on_relist = on_relist
         self._watch_seconds = watch_seconds
         self._objects: dict[str, Obj] = {}
         self._resource_version = ""
@@ -109,6 +113,7 @@ class Informer:
         items, self._resource_version, _ = await list_all(
             self._client, self._path, query=self._query
         )
+        self._on_relist()  # the changes below may skip versions
         fresh = {name_of(item): self._trim(item) for item in items}
         for name in [name for name in self._objects if name not in fresh]:
             self._on_change(self._objects.pop(name), None)

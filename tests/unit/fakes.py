@@ -62,6 +62,8 @@ class FakeStore:
         self.claims: list[str] = []
         """Every job name a claim was ever written with, in order."""
         self.calls: list[str] = []
+        self.window_history: list[Obj] = []
+        """Every version of every shard, in the order they were written (what a watch sees)."""
         self._versions = itertools.count(1)
 
     def _date(self) -> float:
@@ -106,30 +108,30 @@ class FakeStore:
         self.calls.append(f"get_window {name}")
         return await self._answer(self.windows.get(name))
 
-    async def create_window(self, body: Obj) -> None:
+    async def create_window(self, body: Obj) -> Obj:
         await self.pause("create_window")
         name = body["metadata"]["name"]
         self.calls.append(f"create_window {name}")
         if name in self.windows:
             raise AlreadyExists(name)
-        self._store_window(body)
-        await self.pause("answer")
+        written = self._store_window(body)
+        return (await self._answer(written)).obj or {}
 
-    async def replace_window(self, body: Obj) -> None:
+    async def replace_window(self, body: Obj) -> Obj:
         await self.pause("replace_window")
         name = body["metadata"]["name"]
         self.calls.append(f"replace_window {name}")
         current = self.windows.get(name)
         if current is None or self._stale(body, current):
             raise Stale(name)
-        self._store_window(body)
-        await self.pause("answer")
+        written = self._store_window(body)
+        return (await self._answer(written)).obj or {}
 
     def _stale(self, body: Obj, current: Obj) -> bool:
         version = body["metadata"].get("resourceVersion")
         return bool(version != current["metadata"]["resourceVersion"])
 
-    def _store_window(self, body: Obj) -> None:
+    def _store_window(self, body: Obj) -> Obj:
         shard = copy.deepcopy(body)
         shard["metadata"]["resourceVersion"] = str(next(self._versions))
         before = (self.windows.get(shard["metadata"]["name"]) or {}).get("data") or {}
@@ -137,6 +139,8 @@ class FakeStore:
             if before.get(key) != entry:
                 self.claims.append(json.loads(entry)["job"])
         self.windows[shard["metadata"]["name"]] = shard
+        self.window_history.append(copy.deepcopy(shard))
+        return shard
 
     # WindowApi (the operator's side), so the operator's sweep runs against the same state.
     async def list_window_shards(self) -> tuple[list[Obj], float]:

@@ -25,6 +25,7 @@ def _app(store: JobStore) -> FastAPI:
         window_seconds=W,
         default_timeout_seconds=30,
         max_timeout_seconds=120,
+        cache=False,
     )
     app = create_app(settings)
     app.dependency_overrides[get_store] = lambda: store

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from reportjobs_gateway.api.routes import health, jobs
+from reportjobs_gateway.api.routes import health, jobs, metrics
 
 api_router = APIRouter()
 api_router.include_router(jobs.router)
 api_router.include_router(health.router)
+api_router.include_router(metrics.router)

@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
-from reportjobs_gateway.deps import StoreDep
+from reportjobs_gateway.deps import CacheDep, StoreDep
+from reportjobs_gateway.ports import StoreUnavailable
 from reportjobs_gateway.schemas import ErrorPublic, HealthPublic
 
 router = APIRouter(tags=["health"])
@@ -15,7 +16,11 @@ async def healthz() -> HealthPublic:
 
 
 @router.get("/readyz", responses={503: {"model": ErrorPublic}})
-async def readyz(store: StoreDep) -> HealthPublic:
-    """The Kubernetes API is reachable and ReportJobs can be listed."""
+async def readyz(store: StoreDep, cache: CacheDep) -> HealthPublic:
+    """The Kubernetes API is reachable, ReportJobs can be listed, and the caches have listed
+    the window shards and the ReportJobs (the probe's answers also keep the server's clock
+    fresh)."""
     await store.ping()
+    if cache is not None and not cache.ready():
+        raise StoreUnavailable("the caches have not listed the window shards and jobs yet")
     return HealthPublic(status="ready")

@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from reportjobs_gateway.deps import SettingsDep, StoreDep
+from reportjobs_gateway.deps import CacheDep, SettingsDep, StoreDep
+from reportjobs_gateway.metrics import SUBMISSION_PATHS
 from reportjobs_gateway.schemas import (
     ErrorPublic,
     JobList,
@@ -53,7 +54,11 @@ def _timeout_of(submission: JobSubmission, settings: GatewaySettings) -> int:
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_SUBMIT_RESPONSES)
 @router.put("", status_code=status.HTTP_201_CREATED, responses=_SUBMIT_RESPONSES)
 async def submit_job(
-    submission: JobSubmission, store: StoreDep, settings: SettingsDep, response: Response
+    submission: JobSubmission,
+    store: StoreDep,
+    cache: CacheDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> JobPublic:
     """Start a report job for `object_id`, unless one was started within the window."""
     outcome = await submit(
@@ -61,7 +66,9 @@ async def submit_job(
         object_id=submission.object_id,
         timeout_seconds=_timeout_of(submission, settings),
         window_seconds=settings.window_seconds,
+        cache=cache,
     )
+    SUBMISSION_PATHS.labels(outcome.path.value).inc()
     job = to_public(outcome.job)
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
@@ -78,9 +85,14 @@ async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) ->
 
 
 @router.get("/{job_id}", responses={404: {"model": ErrorPublic}, **_ERRORS})
-async def get_job(job_id: str, store: StoreDep) -> JobPublic:
-    """One job by its id."""
-    read = await store.get(job_id) if is_job_name(job_id) else None
-    if read is None or read.obj is None:
+async def get_job(job_id: str, store: StoreDep, cache: CacheDep) -> JobPublic:
+    """One job by its id (from the cache; from the API when the cache does not have it yet,
+    e.g. just created through another replica)."""
+    if not is_job_name(job_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
-    return to_public(read.obj)
+    found = cache.job(job_id) if cache is not None and cache.ready() else None
+    if found is None:
+        found = (await store.get(job_id)).obj
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
+    return to_public(found)
