@@ -84,6 +84,12 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert can_i(cluster, namespace, gateway, "update", "configmaps", name=shard)
     assert not can_i(cluster, namespace, gateway, "update", "configmaps", name=other)
     assert not can_i(cluster, namespace, gateway, "get", "configmaps", name=other)
+    # The gateway's caches: list and watch of the ReportJobs and the ConfigMaps (RBAC cannot
+    # limit a list or a watch to the shards' label or names, so: every ConfigMap).
+    for verb in ("list", "watch"):
+        assert can_i(cluster, namespace, gateway, verb, "reportjobs", "reportjobs.io")
+        assert can_i(cluster, namespace, gateway, verb, "configmaps")
+    assert not can_i(cluster, "default", gateway, "watch", "configmaps")
     assert not can_i(cluster, namespace, gateway, "delete", "configmaps", name=shard)
     assert not can_i(cluster, namespace, gateway, "delete", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, gateway, "update", "leases", "coordination.k8s.io")

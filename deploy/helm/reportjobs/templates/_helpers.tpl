@@ -181,3 +181,22 @@ a YAML flow list for RBAC resourceNames. Must match reportjobs_model.window (a u
 {{- define "reportjobs.windowShardNames" -}}
 [{{- range $i := until 256 }}{{ if $i }}, {{ end }}{{ printf "reportjobs-windows-%02x" $i | quote }}{{- end }}]
 {{- end }}
+
+{{/*
+Annotations of a component's pods: the prometheus.io scrape annotations (when
+metrics.scrapeAnnotations; both components serve /metrics on port 8080), then the component's
+podAnnotations (which win).
+Usage: include "reportjobs.podAnnotations" (dict "ctx" $ "annotations" .Values.gateway.podAnnotations)
+*/}}
+{{- define "reportjobs.podAnnotations" -}}
+{{- $annotations := dict }}
+{{- if .ctx.Values.metrics.scrapeAnnotations }}
+{{- $_ := set $annotations "prometheus.io/scrape" "true" }}
+{{- $_ := set $annotations "prometheus.io/port" "8080" }}
+{{- $_ := set $annotations "prometheus.io/path" "/metrics" }}
+{{- end }}
+{{- $annotations = merge (deepCopy (.annotations | default dict)) $annotations }}
+{{- if $annotations }}
+{{- toYaml $annotations }}
+{{- end }}
+{{- end }}
