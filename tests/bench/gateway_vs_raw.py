@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Benchmark: new submissions through the gateway against raw ReportJob creates, side by side.
+
+One client (aiohttp, C concurrent workers, keep-alive connections) makes, in alternating rounds:
+- raw: N ReportJob creates straight to the API server (bodies as the gateway builds them, in the
+  release's namespace, so the operator reconciles them as it does the gateway's);
+- new: N submissions of new object ids through the gateway (201 each);
+- dedup: the same N ids again through the gateway (200 each).
+It prints throughput, p50 and p99 of each, the ratios new/raw, the gateway's submission paths
+and API requests (from its /metrics), and each gateway pod's RSS (process_resident_memory_bytes).
+It prints numbers and never fails on speed. The nodes are cordoned while it runs, so that no
+worker pod starts (the Job controller still creates them), and uncordoned at the end.
+
+usage: gateway_vs_raw.py [--kubeconfig .cluster/kubeconfig] [--namespace reportjobs]
+                         [--url http://127.0.0.1:30080] [--count 200] [--concurrency 16]
+                         [--rounds 2] [--no-cordon]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl as ssl_
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO / d) for d in ("model", "kube", "gateway")]
+
+from reportjobs_gateway.manifests import build_reportjob  # noqa: E402
+from reportjobs_kube import paths  # noqa: E402
+from reportjobs_kube.config import from_kubeconfig  # noqa: E402
+from reportjobs_model.naming import object_hash  # noqa: E402
+from reportjobs_model.window import Claim  # noqa: E402
+
+KUBECTL = "/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl"
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies)
+
+
+async def drive(
+    name: str,
+    jobs: list[tuple[str, str, bytes, dict[str, str]]],
+    *,
+    session: aiohttp.ClientSession,
+    concurrency: int,
+    ssl: ssl_.SSLContext | bool,
+) -> Phase:
+    queue = list(reversed(jobs))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def worker() -> None:
+        while queue:
+            method, url, body, headers = queue.pop()
+            started = time.perf_counter()
+            async with session.request(method, url, data=body, headers=headers, ssl=ssl) as answer:
+                await answer.read()
+                statuses[answer.status] = statuses.get(answer.status, 0) + 1
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Phase(name, time.perf_counter() - started, latencies, statuses)
+
+
+def kubectl(kubeconfig: str, *args: str) -> str:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", kubeconfig, *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+async def gateway_metrics(session: aiohttp.ClientSession, url: str, pods: int) -> dict[str, str]:
+    """/metrics of each gateway pod (the Service picks one per connection: ask until all seen)."""
+    seen: dict[str, str] = {}
+    for _ in range(60):
+        async with aiohttp.ClientSession() as fresh, fresh.get(f"{url}/metrics") as answer:
+            seen[answer.headers.get("X-Served-By", "?")] = await answer.text()
+        if len(seen) >= pods:
+            break
+    return seen
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def show(phase: Phase) -> None:
+    print(
+        f"{phase.name:>14}: n={len(phase.latencies)} {phase.rate:7.1f}/s "
+        f"p50={phase.p50 * 1000:6.1f} ms p99={phase.pct(0.99) * 1000:6.1f} ms "
+        f"max={max(phase.latencies) * 1000:6.1f} ms statuses={phase.statuses}"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    connection = from_kubeconfig(Path(args.kubeconfig))
+    auth = connection.credentials.authorization()
+    api_headers = {"content-type": "application/json", **({"Authorization": auth} if auth else {})}
+    gw_headers = {"content-type": "application/json"}
+    run = uuid.uuid4().hex[:8]
+    connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        before = await gateway_metrics(session, args.url, args.gateways)
+        results: dict[str, list[Phase]] = {"raw": [], "new": [], "dedup": []}
+        now = int(time.time())
+        for round_ in range(args.rounds):
+            raw_jobs = []
+            for i in range(args.count):
+                claim = Claim.new(
+                    object_id=f"raw-{run}-{round_}-{i}",
+                    now=now,
+                    window_seconds=300,
+                    timeout_seconds=60,
+                )
+                body = build_reportjob(object_id=f"raw-{run}-{round_}-{i}", claim=claim)
+                url = connection.server + paths.reportjobs(args.namespace)
+                raw_jobs.append(("POST", url, json.dumps(body).encode(), api_headers))
+            ids = [f"gw-{run}-{round_}-{i}" for i in range(args.count)]
+            new_jobs = [
+                ("POST", f"{args.url}/jobs", json.dumps({"object_id": o}).encode(), gw_headers)
+                for o in ids
+            ]
+            results["raw"].append(
+                await drive(
+                    "raw creates",
+                    raw_jobs,
+                    session=session,
+                    concurrency=args.concurrency,
+                    ssl=connection.ssl,
+                )
+            )
+            results["new"].append(
+                await drive(
+                    "new (gateway)",
+                    new_jobs,
+                    session=session,
+                    concurrency=args.concurrency,
+                    ssl=False,
+                )
+            )
+            results["dedup"].append(
+                await drive(
+                    "dedup (gateway)",
+                    new_jobs,
+                    session=session,
+                    concurrency=args.concurrency,
+                    ssl=False,
+                )
+            )
+            for kind in ("raw", "new", "dedup"):
+                show(results[kind][-1])
+            raw, new = results["raw"][-1], results["new"][-1]
+            print(
+                f"{'round ' + str(round_ + 1):>14}: new/raw throughput {new.rate / raw.rate:.2f}, "
+                f"p50 {new.p50 / raw.p50:.2f}x, p99 {new.pct(0.99) / raw.pct(0.99):.2f}x"
+            )
+        after = await gateway_metrics(session, args.url, args.gateways)
+    raw = Phase(
+        "raw",
+        sum(p.seconds for p in results["raw"]),
+        [x for p in results["raw"] for x in p.latencies],
+        {},
+    )
+    new = Phase(
+        "new",
+        sum(p.seconds for p in results["new"]),
+        [x for p in results["new"] for x in p.latencies],
+        {},
+    )
+    dedup = Phase(
+        "dedup",
+        sum(p.seconds for p in results["dedup"]),
+        [x for p in results["dedup"] for x in p.latencies],
+        {},
+    )
+    print(f"\nall rounds, concurrency {args.concurrency}:")
+    for phase in (raw, new, dedup):
+        show(phase)
+    for phase in (new, dedup):
+        print(
+            f"{phase.name}/raw: throughput {phase.rate / raw.rate:.2f}, "
+            f"p50 {phase.p50 / raw.p50:.2f}x, p99 {phase.pct(0.99) / raw.pct(0.99):.2f}x"
+        )
+    for pod, text in sorted(after.items()):
+        was = before.get(pod, "")
+        rss = metric(text, "process_resident_memory_bytes") / 2**20
+        paths_ = {
+            p: metric(text, "reportjobs_gateway_submission_paths_total", path=p)
+            - metric(was, "reportjobs_gateway_submission_paths_total", path=p)
+            for p in ("cached", "cached_shard", "api")
+        }
+        requests = {
+            f"{v} {r}": metric(text, "reportjobs_api_requests_total", verb=v, resource=r)
+            - metric(was, "reportjobs_api_requests_total", verb=v, resource=r)
+            for v, r in (
+                ("get", "configmaps"),
+                ("update", "configmaps"),
+                ("create", "configmaps"),
+                ("get", "reportjobs"),
+                ("create", "reportjobs"),
+            )
+        }
+        print(f"gateway {pod}: RSS {rss:.1f} MiB; paths {paths_}; API requests {requests}")
+    args.run = run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kubeconfig", default=str(REPO / ".cluster" / "kubeconfig"))
+    parser.add_argument("--namespace", default="reportjobs")
+    parser.add_argument("--url", default="http://127.0.0.1:30080")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--gateways", type=int, default=2, help="gateway pods to read /metrics of")
+    parser.add_argument("--no-cordon", action="store_true")
+    args = parser.parse_args()
+    nodes = kubectl(args.kubeconfig, "get", "nodes", "-o", "name").split()
+    if not args.no_cordon:
+        for node in nodes:
+            kubectl(args.kubeconfig, "cordon", node)
+    try:
+        asyncio.run(main_async(args))
+    finally:
+        if not args.no_cordon:
+            for node in nodes:
+                kubectl(args.kubeconfig, "uncordon", node)
+        cleanup(args)
+
+
+def cleanup(args: argparse.Namespace) -> None:
+    """Delete the bench's ReportJobs (their Jobs and pods go with them)."""
+    run = getattr(args, "run", None)
+    if run is None:
+        return
+    hashes = {
+        object_hash(f"{kind}-{run}-{r}-{i}")
+        for kind in ("raw", "gw")
+        for r in range(args.rounds)
+        for i in range(args.count)
+    }
+    names = kubectl(args.kubeconfig, "-n", args.namespace, "get", "reportjobs", "-o", "name")
+    mine = [n for n in names.split() if n.rsplit("/", 1)[-1].split("-")[1] in hashes]
+    print(f"cleaning up: deleting the bench's {len(mine)} ReportJobs")
+    for start in range(0, len(mine), 200):
+        kubectl(
+            args.kubeconfig,
+            "-n",
+            args.namespace,
+            "delete",
+            "--wait=false",
+            *mine[start : start + 200],
+        )
+
+
+if __name__ == "__main__":
+    main()
