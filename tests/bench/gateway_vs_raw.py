@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ssl as ssl_
 import json
+import ssl as ssl_
 import statistics
 import subprocess
 import sys
