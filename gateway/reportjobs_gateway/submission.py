@@ -126,6 +126,8 @@ async def _from_cache(
             return Submitted(job=job, created=False, path=Path.CACHED)
         job = await _job_of(store, object_id=object_id, claim=claim)
         return None if job is None else Submitted(job=job, created=False, path=Path.CACHED_SHARD)
+    if now.latest - now.earliest + 1 > window_seconds:
+        return None  # too loose: the claim's window might not reach the present
     accepted = now.accepted_second
     if open_claim(data, key=key, now=accepted) is not None:
         return None  # open at the earliest, closed at the latest the server's time can be

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import itertools
 import json
@@ -39,6 +40,9 @@ def new_uid() -> str:
 
 Pause = Callable[[str], Awaitable[None]]
 
+LAST_DATE: contextvars.ContextVar[float] = contextvars.ContextVar("LAST_DATE")
+"""The Date of the latest answer FakeStore gave to the current task (for a ServerClock)."""
+
 
 async def _yield(_: str) -> None:
     await asyncio.sleep(0)
@@ -70,8 +74,10 @@ class FakeStore:
         return float(math.floor(self.now))
 
     async def _answer(self, obj: Obj | None) -> Read:
+        date = self._date()  # stamped when the request took effect; the answer then travels
         await self.pause("answer")
-        return Read(obj=copy.deepcopy(obj), server_time=self._date())
+        LAST_DATE.set(date)
+        return Read(obj=copy.deepcopy(obj), server_time=date)
 
     async def get(self, name: str) -> Read:
         await self.pause("get")

@@ -1,0 +1,287 @@
+"""The cached paths of a submission, the server-clock bounds and the claim history, step by
+step (docs/design.md, "The cached paths")."""
+
+import copy
+from typing import Any
+
+import pytest
+
+from reportjobs_gateway.caches import ClaimHistory, trim_reportjob
+from reportjobs_gateway.ports import ReportJob, Stale
+from reportjobs_gateway.servertime import DRIFT, MAX_AGE_SECONDS, ServerClock, ServerNow
+from reportjobs_gateway.submission import Path, submit
+from reportjobs_model.window import claim_of, entry_key, shard_name
+from tests.unit.fakes import FakeStore
+
+W = 300
+T0 = 1_700_000_000
+SHARD = shard_name("invoice-42")
+KEY = entry_key("invoice-42")
+
+
+class Local:
+    """A local monotonic clock far from the server's (no synchronisation)."""
+
+    def __init__(self) -> None:
+        self.t = 5_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Cache:
+    """The Cache protocol over explicit contents, with the real clock and claim history."""
+
+    def __init__(self, clock: ServerClock, history: ClaimHistory | None = None) -> None:
+        self.clock = clock
+        self.history = history or ClaimHistory(clock)
+        self.windows: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, ReportJob] = {}
+
+    def show(self, store: FakeStore) -> None:
+        """Catch up with the store (as a watch would, version by version for our shard)."""
+        for name, shard in store.windows.items():
+            self.history.changed(self.windows.get(name), shard)
+            self.windows[name] = copy.deepcopy(shard)
+        self.jobs = copy.deepcopy(store.objects)
+
+    def ready(self) -> bool:
+        return True
+
+    def now(self) -> ServerNow | None:
+        return self.clock.now()
+
+    def window(self, name: str) -> dict[str, Any] | None:
+        return self.windows.get(name)
+
+    def job(self, name: str) -> ReportJob | None:
+        return self.jobs.get(name)
+
+    def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
+        return self.history.claim_time_allowed(shard, key, accepted)
+
+
+def _clock(local: Local, *, date: float, rtt: float = 0.0) -> ServerClock:
+    clock = ServerClock(monotonic=local)
+    clock.observe(date=date, sent=local.t - rtt, received=local.t)
+    return clock
+
+
+# --- the bounds ---------------------------------------------------------------------------
+
+
+def test_the_bounds_of_the_servers_time() -> None:
+    local = Local()
+    clock = _clock(local, date=T0, rtt=0.25)
+    now = clock.now()
+    assert now == ServerNow(earliest=T0, latest=T0 + 1 + 0.25 * (1 + DRIFT))
+    local.t += 10
+    now = clock.now()
+    assert now is not None
+    assert now.earliest == pytest.approx(T0 + 10 * (1 - DRIFT))
+    assert now.latest == pytest.approx(T0 + 1 + 0.25 * (1 + DRIFT) + 10 * (1 + DRIFT))
+    assert now.accepted_second == T0 + 9  # 9.99 s certainly passed, 10 maybe not
+
+
+def test_bounds_of_an_earlier_moment_run_the_drift_the_other_way() -> None:
+    local = Local()
+    clock = _clock(local, date=T0)
+    before = clock.at(local.t - 10)
+    assert before is not None
+    assert before.earliest == pytest.approx(T0 - 10 * (1 + DRIFT))
+    assert before.latest == pytest.approx(T0 + 1 - 10 * (1 - DRIFT))
+
+
+def test_no_bounds_without_a_fresh_answer() -> None:
+    local = Local()
+    assert ServerClock(monotonic=local).now() is None
+    clock = _clock(local, date=T0)
+    local.t += MAX_AGE_SECONDS + 0.1
+    assert clock.now() is None
+
+
+def test_the_latest_answer_counts() -> None:
+    local = Local()
+    clock = _clock(local, date=T0)
+    clock.observe(date=T0 - 50, sent=local.t - 2, received=local.t - 1)  # an older answer
+    now = clock.now()
+    assert now is not None
+    assert now.earliest == T0
+
+
+# --- the cached paths ----------------------------------------------------------------------
+
+
+async def _submit(store: FakeStore, cache: Cache, object_id: str = "invoice-42") -> Any:
+    return await submit(
+        store, object_id=object_id, timeout_seconds=60, window_seconds=W, cache=cache
+    )
+
+
+async def test_a_new_claim_on_the_cached_shard_costs_two_requests() -> None:
+    local, store = Local(), FakeStore(now=T0 + 0.5)
+    cache = Cache(_clock(local, date=T0, rtt=0.01))
+    local.t += 3
+    store.now += 3
+    outcome = await _submit(store, cache)
+    assert (outcome.created, outcome.path) == (True, Path.CACHED_SHARD)
+    assert store.calls == [f"create_window {SHARD}", f"create {outcome.job['metadata']['name']}"]
+    claim = claim_of(store.windows[SHARD]["data"][KEY])
+    assert claim is not None
+    assert claim.accepted_at == T0 + 2  # a second the server had certainly reached (2.99 s)
+
+
+async def test_a_cached_open_claim_is_answered_without_a_request() -> None:
+    local, store = Local(), FakeStore(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    first = await _submit(store, cache)
+    cache.show(store)
+    store.calls.clear()
+    local.t += 10
+    second = await _submit(store, cache)
+    assert (second.created, second.path) == (False, Path.CACHED)
+    assert second.job["metadata"]["name"] == first.job["metadata"]["name"]
+    assert store.calls == []
+
+
+async def test_a_claim_that_may_have_closed_goes_to_the_api() -> None:
+    """Open at the earliest the server's time can be, maybe closed at the latest: neither
+    cached path decides; the API's Date does."""
+    local, store = Local(), FakeStore(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    first = await _submit(store, cache)
+    cache.show(store)
+    accepted = claim_of(store.windows[SHARD]["data"][KEY])
+    assert accepted is not None
+    local.t += accepted.accepted_at + W - T0 - 0.5  # within a second of the window's end
+    store.now = accepted.accepted_at + W - 0.5
+    store.calls.clear()
+    again = await _submit(store, cache)
+    assert again.path == Path.API
+    assert store.calls[0] == f"get_window {SHARD}"
+    assert again.job["metadata"]["name"] == first.job["metadata"]["name"]
+
+
+async def test_a_cached_claim_whose_job_is_not_cached_reads_the_job() -> None:
+    local, store = Local(), FakeStore(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    first = await _submit(store, cache)
+    cache.show(store)
+    cache.jobs.clear()
+    store.calls.clear()
+    again = await _submit(store, cache)
+    assert (again.created, again.path) == (False, Path.CACHED_SHARD)
+    assert store.calls == [f"get {first.job['metadata']['name']}"]
+
+
+async def test_a_stale_cached_shard_falls_back_to_the_api() -> None:
+    """Another replica claimed meanwhile: the write on the cached version is refused (409),
+    and the API path answers with that replica's job."""
+    local, store = Local(), FakeStore(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    local.t += 2  # past the moment the cache listed (and saw no shard)
+    store.now += 2
+    theirs = await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+    assert theirs.created
+    store.calls.clear()
+    ours = await _submit(store, cache)
+    assert (ours.created, ours.path) == (False, Path.API)
+    assert ours.job["metadata"]["name"] == theirs.job["metadata"]["name"]
+    assert store.calls[:2] == [f"create_window {SHARD}", f"get_window {SHARD}"]
+
+
+async def test_a_refused_replace_on_the_cached_version_goes_to_the_api() -> None:
+    class Refusing(FakeStore):
+        refusals = 1
+
+        async def replace_window(self, body: dict[str, Any]) -> dict[str, Any]:
+            if self.refusals:
+                self.refusals -= 1
+                self.calls.append("replace_window refused")
+                raise Stale("injected")
+            return await super().replace_window(body)
+
+    local, store = Local(), Refusing(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    store.windows[SHARD] = {"metadata": {"name": SHARD, "resourceVersion": "7"}, "data": {}}
+    cache.show(store)
+    local.t += 2  # past the moment the cache listed
+    store.now += 2
+    outcome = await _submit(store, cache)
+    assert (outcome.created, outcome.path) == (True, Path.API)
+    assert store.calls[:3] == [
+        "replace_window refused",
+        f"get_window {SHARD}",
+        f"replace_window {SHARD}",
+    ]
+
+
+async def test_a_claim_removed_just_now_is_not_trusted_to_be_a_window_old() -> None:
+    """The operator's sweep removed the object's claim at server second T0+300 (its window's
+    end); the cache saw it go. The latest answer was stamped T0+299 but arrived 0.9 s later, so
+    the earliest the server's time can be is still below T0+300: a claim taken from the cache
+    now could be accepted at T0+299, 299 s after the last one. The history refuses it; the API
+    path claims at the read's Date instead, a full window later."""
+    local, store = Local(), FakeStore(now=T0)
+    first = await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+    assert first.created
+    clock = _clock(local, date=T0 + 299, rtt=0.9)
+    cache = Cache(clock)
+    cache.show(store)
+    store.now = T0 + 300.2
+    shard = copy.deepcopy(store.windows[SHARD])
+    shard["data"] = {}
+    await store.replace_window(shard)  # the sweep, at Date T0+300
+    local.t += 0.3
+    cache.show(store)  # the cache sees the claim go
+    local.t += 0.5
+    store.now = T0 + 300.7
+    assert ClaimHistory.claim_time_allowed(cache.history, SHARD, KEY, T0 + 299) is False
+    store.calls.clear()
+    second = await _submit(store, cache)
+    assert second.created
+    assert second.path == Path.API
+    assert second.job["spec"]["acceptedAt"] == "2023-11-14T22:18:20Z"  # T0 + 300
+
+    class ForgetsRemovals(ClaimHistory):
+        def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
+            return True
+
+    # The same with a history that forgets: two jobs 299 s apart.
+    local, store = Local(), FakeStore(now=T0)
+    await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+    clock = _clock(local, date=T0 + 299, rtt=0.9)
+    cache = Cache(clock, ForgetsRemovals(clock))
+    store.now = T0 + 300.2
+    shard = copy.deepcopy(store.windows[SHARD])
+    shard["data"] = {}
+    await store.replace_window(shard)
+    local.t += 0.8
+    cache.show(store)
+    store.now = T0 + 300.7
+    broken = await _submit(store, cache)
+    assert broken.path == Path.CACHED_SHARD
+    assert broken.job["spec"]["acceptedAt"] == "2023-11-14T22:18:19Z"  # T0 + 299: too early
+
+
+async def test_after_a_relist_claims_wait_until_the_list_is_surely_past() -> None:
+    local = Local()
+    clock = _clock(local, date=T0, rtt=0.1)
+    history = ClaimHistory(clock)
+    history.relisted()
+    assert not history.claim_time_allowed(SHARD, KEY, T0)
+    assert not history.claim_time_allowed(SHARD, KEY, T0 + 1)
+    assert history.claim_time_allowed(SHARD, KEY, T0 + 2)
+
+
+def test_cached_jobs_keep_what_the_api_shows() -> None:
+    rj = {
+        "metadata": {"name": "rj-x", "uid": "u", "resourceVersion": "3", "managedFields": [1]},
+        "spec": {"objectId": "x"},
+        "status": {"phase": "Running", "pods": ["p"], "conditions": [], "attempts": 1},
+    }
+    assert trim_reportjob(rj) == {
+        "metadata": {"name": "rj-x", "uid": "u", "resourceVersion": "3"},
+        "spec": {"objectId": "x"},
+        "status": {"phase": "Running", "attempts": 1},
+    }
