@@ -13,7 +13,7 @@ worker pod starts (the Job controller still creates them), and uncordoned at the
 
 usage: gateway_vs_raw.py [--kubeconfig .cluster/kubeconfig] [--namespace reportjobs]
                          [--url http://127.0.0.1:30080] [--count 200] [--concurrency 16]
-                         [--rounds 2] [--no-cordon]
+                         [--rounds 2] [--settle 8] [--no-cordon]
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 ("POST", f"{args.url}/jobs", json.dumps({"object_id": o}).encode(), gw_headers)
                 for o in ids
             ]
+            await asyncio.sleep(args.settle)
             results["raw"].append(
                 await drive(
                     "raw creates",
@@ -165,6 +166,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     ssl=connection.ssl,
                 )
             )
+            await asyncio.sleep(args.settle)
             results["new"].append(
                 await drive(
                     "new (gateway)",
@@ -174,6 +176,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     ssl=False,
                 )
             )
+            await asyncio.sleep(args.settle)
             results["dedup"].append(
                 await drive(
                     "dedup (gateway)",
@@ -251,6 +254,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--gateways", type=int, default=2, help="gateway pods to read /metrics of")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=8.0,
+        help="seconds of quiet before each phase (the operator catches up with the previous one)",
+    )
     parser.add_argument("--no-cordon", action="store_true")
     args = parser.parse_args()
     nodes = kubectl(args.kubeconfig, "get", "nodes", "-o", "name").split()

@@ -51,15 +51,26 @@ def _timeout_of(submission: JobSubmission, settings: GatewaySettings) -> int:
     return submission.timeout_seconds
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_SUBMIT_RESPONSES)
-@router.put("", status_code=status.HTTP_201_CREATED, responses=_SUBMIT_RESPONSES)
+def _json(job: JobPublic, *, status_code: int = status.HTTP_200_OK) -> Response:
+    """The job as JSON, serialized once (a Response is not validated again by FastAPI)."""
+    return Response(job.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+_SUBMIT = {
+    "status_code": status.HTTP_201_CREATED,
+    "responses": _SUBMIT_RESPONSES,
+    "response_model": JobPublic,
+}
+
+
+@router.post("", **_SUBMIT)  # type: ignore[arg-type]
+@router.put("", **_SUBMIT)  # type: ignore[arg-type]
 async def submit_job(
     submission: JobSubmission,
     store: StoreDep,
     cache: CacheDep,
     settings: SettingsDep,
-    response: Response,
-) -> JobPublic:
+) -> Response:
     """Start a report job for `object_id`, unless one was started within the window."""
     outcome = await submit(
         store,
@@ -70,10 +81,9 @@ async def submit_job(
     )
     SUBMISSION_PATHS.labels(outcome.path.value).inc()
     job = to_public(outcome.job)
-    if not outcome.created:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/jobs/{job.job_id}"
-    return job
+    answer = _json(job, status_code=201 if outcome.created else 200)
+    answer.headers["Location"] = f"/jobs/{job.job_id}"
+    return answer
 
 
 @router.get("", responses=_ERRORS)
