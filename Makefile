@@ -68,6 +68,7 @@ test: lint test-unit test-e2e ## Lint, unit tests, then the e2e suite on a real 
 .PHONY: bench
 bench: venv ## Benchmarks that print their numbers (needs a cluster with `make up`; operator_cost cordons both nodes while it runs)
 	$(PY) tests/bench/submit_latency.py
+	$(PY) tests/bench/gateway_vs_raw.py
 	$(PY) tests/bench/operator_cost.py
 
 .PHONY: clean
