@@ -312,55 +312,31 @@ def test_never_two_jobs_within_a_window_with_lagging_caches(
     assert world.answers, "every client is answered"
 
 
+async def _three_each(world: World, objects: list[str]) -> list[str]:
+    async def client(object_id: str) -> list[str]:
+        paths = []
+        for _ in range(3):
+            outcome = await submit(
+                world.store,
+                object_id=object_id,
+                timeout_seconds=30,
+                window_seconds=W,
+                cache=world.cache,
+            )
+            paths.append(outcome.path.value)
+        return paths
+
+    answers = await asyncio.gather(*(client(object_id) for object_id in objects))
+    return [path for paths in answers for path in paths]
+
+
 def test_the_cached_paths_are_taken() -> None:
     """Not vacuous: over some runs, answers come from the cache and claims from cached shards."""
     taken: set[str] = set()
     for seed in range(200):
         world = World(rnd=random.Random(seed), crash_rate=0.0, cached=True)
-        paths: list[str] = []
-        original = world.client
-
-        async def client(object_id: str, world: World = world) -> None:
-            for _ in range(3):
-                outcome = await submit(
-                    world.store,
-                    object_id=object_id,
-                    timeout_seconds=30,
-                    window_seconds=W,
-                    cache=world.cache,
-                )
-                paths.append(outcome.path.value)
-
-        world.client = client  # type: ignore[method-assign]
-        asyncio.run(world.run(["x", "y"]))
-        del original
-        taken.update(paths)
+        taken.update(asyncio.run(_three_each(world, ["x", "y"])))
     assert {"cached", "cached_shard"} <= taken
-
-
-class NoPreconditions(FakeStore):
-    """A store that ignores resourceVersion: what the protocol relies on, taken away."""
-
-    def _stale(self, body: dict[str, object], current: dict[str, object]) -> bool:
-        return False
-
-
-class Unconditional(FakeStore):
-    async def replace_window(self, body: dict[str, object]) -> None:
-        try:
-            await super().replace_window(body)
-        except Stale:
-            self._store_window(body)
-
-
-class DeletesEmptyShards(FakeStore):
-    """Garbage collection by deletion: a shard left without claims is deleted. A create that
-    read "absent" before the deletion then succeeds with a claim time from before it (ABA)."""
-
-    async def replace_window_shard(self, *, body: dict[str, Any]) -> None:
-        await super().replace_window_shard(body=body)
-        if not body.get("data"):
-            del self.windows[body["metadata"]["name"]]
 
 
 class UpperBoundWithoutTheRoundTrip(ServerClock):
