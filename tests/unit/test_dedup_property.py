@@ -339,6 +339,31 @@ def test_the_cached_paths_are_taken() -> None:
     assert {"cached", "cached_shard"} <= taken
 
 
+class NoPreconditions(FakeStore):
+    """A store that ignores resourceVersion: what the protocol relies on, taken away."""
+
+    def _stale(self, body: dict[str, object], current: dict[str, object]) -> bool:
+        return False
+
+
+class Unconditional(FakeStore):
+    async def replace_window(self, body: dict[str, object]) -> None:
+        try:
+            await super().replace_window(body)
+        except Stale:
+            self._store_window(body)
+
+
+class DeletesEmptyShards(FakeStore):
+    """Garbage collection by deletion: a shard left without claims is deleted. A create that
+    read "absent" before the deletion then succeeds with a claim time from before it (ABA)."""
+
+    async def replace_window_shard(self, *, body: dict[str, Any]) -> None:
+        await super().replace_window_shard(body=body)
+        if not body.get("data"):
+            del self.windows[body["metadata"]["name"]]
+
+
 class UpperBoundWithoutTheRoundTrip(ServerClock):
     """Forgets that the Date was stamped somewhere in the round trip, not on arrival."""
 
