@@ -7,12 +7,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from reportjobs_gateway.deps import get_store
+from reportjobs_gateway.deps import get_cache, get_store
 from reportjobs_gateway.main import create_app
 from reportjobs_gateway.ports import JobStore
 from reportjobs_gateway.settings import GatewaySettings
 from reportjobs_model.naming import job_name, object_hash
 from tests.unit.fakes import DownStore, FakeStore, reportjob
+from tests.unit.test_cached_submission import Cache, Local, _clock
 
 W = 300
 NOW = 1_700_000_000 + 0.4
@@ -320,3 +321,56 @@ def test_a_body_that_is_not_utf8_is_422_not_400(client: TestClient, body: bytes)
     (issue,) = _problems(response)
     assert issue["type"] == "json_invalid"
     assert "not UTF-8" in issue["msg"]
+
+
+class _NotReady:
+    """A cache that has not listed yet."""
+
+    def ready(self) -> bool:
+        return False
+
+
+def test_not_ready_until_the_caches_have_listed(store: FakeStore) -> None:
+    app = _app(store)
+    app.dependency_overrides[get_cache] = lambda: _NotReady()
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert "caches" in response.json()["detail"]
+        # Requests are still served, on the API path.
+        assert client.post("/jobs", json={"object_id": "x"}).status_code == 201
+
+
+def test_a_job_is_read_from_the_cache_and_from_the_api_when_missing(store: FakeStore) -> None:
+    local = Local()
+    cache = Cache(_clock(local, date=NOW))
+    app = _app(store)
+    app.dependency_overrides[get_cache] = lambda: cache
+    with TestClient(app) as client:
+        created = client.post("/jobs", json={"object_id": "invoice-42"}).json()
+        store.calls.clear()
+        assert client.get(f"/jobs/{created['job_id']}").json() == created  # not cached yet
+        assert store.calls == [f"get {created['job_id']}"]
+        cache.show(store)
+        cache.jobs[created["job_id"]]["status"] = {"phase": "Running", "attempts": 1}
+        store.calls.clear()
+        cached = client.get(f"/jobs/{created['job_id']}").json()
+        assert (cached["status"], store.calls) == ("Running", [])
+
+
+def test_metrics_count_submissions_by_outcome(client: TestClient) -> None:
+    def count(outcome: str) -> float:
+        text = client.get("/metrics").text
+        line = f'reportjobs_gateway_submissions_total{{outcome="{outcome}"}} '
+        return float(next(row for row in text.splitlines() if row.startswith(line)).split()[-1])
+
+    before = {outcome: count(outcome) for outcome in ("created", "deduplicated", "invalid")}
+    client.post("/jobs", json={"object_id": "m"})
+    client.post("/jobs", json={"object_id": "m"})
+    client.post("/jobs", json={"object_id": ""})
+    assert count("created") == before["created"] + 1
+    assert count("deduplicated") == before["deduplicated"] + 1
+    assert count("invalid") == before["invalid"] + 1
+    text = client.get("/metrics").text
+    assert "reportjobs_gateway_submit_seconds_bucket" in text
+    assert 'reportjobs_gateway_submission_paths_total{path="api"}' in text
