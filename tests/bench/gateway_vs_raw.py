@@ -276,7 +276,7 @@ def main() -> None:
 
 
 def cleanup(args: argparse.Namespace) -> None:
-    """Delete the bench's ReportJobs (their Jobs and pods go with them)."""
+    """Delete the bench's ReportJobs (their Jobs and pods go with them), C at a time."""
     run = getattr(args, "run", None)
     if run is None:
         return
@@ -287,16 +287,23 @@ def cleanup(args: argparse.Namespace) -> None:
         for i in range(args.count)
     }
     names = kubectl(args.kubeconfig, "-n", args.namespace, "get", "reportjobs", "-o", "name")
-    mine = [n for n in names.split() if n.rsplit("/", 1)[-1].split("-")[1] in hashes]
+    mine = [n.rsplit("/", 1)[-1] for n in names.split()]
+    mine = [n for n in mine if n.split("-")[1] in hashes]
     print(f"cleaning up: deleting the bench's {len(mine)} ReportJobs")
-    for start in range(0, len(mine), 200):
-        kubectl(
-            args.kubeconfig,
-            "-n",
-            args.namespace,
-            "delete",
-            "--wait=false",
-            *mine[start : start + 200],
+    asyncio.run(_delete(args, mine))
+
+
+async def _delete(args: argparse.Namespace, names: list[str]) -> None:
+    connection = from_kubeconfig(Path(args.kubeconfig))
+    auth = connection.credentials.authorization()
+    headers = {"Authorization": auth} if auth else {}
+    jobs = [
+        ("DELETE", connection.server + paths.reportjobs(args.namespace, name), b"", headers)
+        for name in names
+    ]
+    async with aiohttp.ClientSession() as session:
+        await drive(
+            "delete", jobs, session=session, concurrency=args.concurrency, ssl=connection.ssl
         )
 
 
