@@ -9,7 +9,8 @@ One client (aiohttp, C concurrent workers, keep-alive connections) makes, in alt
 It prints throughput, p50 and p99 of each, the ratios new/raw, the gateway's submission paths
 and API requests (from its /metrics), and each gateway pod's RSS (process_resident_memory_bytes).
 It prints numbers and never fails on speed. The nodes are cordoned while it runs, so that no
-worker pod starts (the Job controller still creates them), and uncordoned at the end.
+worker pod starts (the Job controller still creates them); at the end the bench's ReportJobs are
+deleted (their Jobs and pods with them), then the nodes uncordoned.
 
 usage: gateway_vs_raw.py [--kubeconfig .cluster/kubeconfig] [--namespace reportjobs]
                          [--url http://127.0.0.1:30080] [--count 200] [--concurrency 16]
@@ -269,10 +270,12 @@ def main() -> None:
     try:
         asyncio.run(main_async(args))
     finally:
-        if not args.no_cordon:
-            for node in nodes:
-                kubectl(args.kubeconfig, "uncordon", node)
-        cleanup(args)
+        try:
+            cleanup(args)  # before the uncordon, so that the Pending pods never run
+        finally:
+            if not args.no_cordon:
+                for node in nodes:
+                    kubectl(args.kubeconfig, "uncordon", node)
 
 
 def cleanup(args: argparse.Namespace) -> None:
