@@ -240,7 +240,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 ("create", "reportjobs"),
             )
         }
-        print(f"gateway {pod}: RSS {rss:.1f} MiB; paths {paths_}; API requests {requests}")
+        cpu = metric(text, "process_cpu_seconds_total") - metric(was, "process_cpu_seconds_total")
+        print(
+            f"gateway {pod}: RSS {rss:.1f} MiB; CPU {cpu:.1f} s over the run; paths {paths_}; "
+            f"API requests {requests}"
+        )
     args.run = run
 
 
