@@ -1,7 +1,8 @@
 """Property: whatever the interleaving, the delays between a request's stamp, its commit and its
 answer, the crashes of submitters and the collection of closed window records, an object never
 gets two jobs less than a window apart, and every submission is answered with the object's job
-for a moment it was in flight (docs/design.md, "Why it is exact")."""
+for a moment it was in flight (docs/design.md, "Why it is exact"). Again with the gateway's
+cached paths, on caches that lag the store arbitrarily ("The cached paths")."""
 
 from __future__ import annotations
 
