@@ -285,3 +285,29 @@ def test_cached_jobs_keep_what_the_api_shows() -> None:
         "spec": {"objectId": "x"},
         "status": {"phase": "Running", "attempts": 1},
     }
+
+
+async def test_the_upper_bound_needs_the_second_the_date_truncates() -> None:
+    """The latest answer said T0+299 (truncated: the server may have been at T0+299.99), half a
+    second ago, so the server may be past T0+300, where the claim accepted at T0 closed: the
+    cache must not answer with it. Without the +1 it would, though a new job is due."""
+
+    class WithoutTheSecond(ServerClock):
+        def at(self, local: float) -> ServerNow | None:
+            bounds = super().at(local)
+            return None if bounds is None else ServerNow(bounds.earliest, bounds.latest - 1)
+
+    for clock_type, expected in (
+        (ServerClock, (True, Path.API)),
+        (WithoutTheSecond, (False, Path.CACHED)),
+    ):
+        local, store = Local(), FakeStore(now=T0)
+        await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+        clock = clock_type(monotonic=local)
+        clock.observe(date=T0 + 299, sent=local.t, received=local.t)
+        cache = Cache(clock)
+        cache.show(store)
+        local.t += 0.5
+        store.now = T0 + 300.4
+        outcome = await _submit(store, cache)
+        assert (outcome.created, outcome.path) == expected
