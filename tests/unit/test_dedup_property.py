@@ -379,7 +379,7 @@ def test_the_invariant_check_catches_broken_cached_paths() -> None:
     """The check sees a broken cached path: with an upper bound of the server's time that
     forgets the round trip (the Date was stamped somewhere in it), hypothesis finds a run with
     an answer outside its window. (The second of the Date's truncation and the history of
-    removals matter in narrower cases, which test_submission.py builds step by step.)"""
+    removals matter in narrower cases, which test_cached_submission.py builds step by step.)"""
     for broken in ({"clock": UpperBoundWithoutTheRoundTrip},):
         found = find(
             st.tuples(st.integers(0, 2**32), CLIENTS),
