@@ -120,7 +120,7 @@ async def _from_cache(
     cached = cache.window(shard)
     data = (cached or {}).get("data") or {}
     claim = open_claim(data, key=key, now=now.latest)
-    if claim is not None:  # open at every moment up to now: it is still the object's claim
+    if claim is not None:  # not closed even at the latest now can be: still the object's claim
         job = cache.job(claim.job_name)
         if job is not None:
             return Submitted(job=job, created=False, path=Path.CACHED)
