@@ -72,10 +72,12 @@ test: lint test-unit test-e2e ## Lint, unit tests, then the e2e suite on a real 
 BENCH_OUT ?= $(CURDIR)/.cluster/bench
 CLUSTER_LOCK ?= /tmp/rj-cluster.lock
 BENCH_COUNT ?= 300
+# gateway vs raw creates: being reworked (gateway_vs_raw.py once it lands, else submit_latency.py)
+GATEWAY_BENCH ?= $(firstword $(wildcard tests/bench/gateway_vs_raw.py) tests/bench/submit_latency.py)
 EXCLUSIVE = $(if $(shell command -v flock),flock -x $(CLUSTER_LOCK))
 bench: venv ## Benchmarks that print their numbers (needs `make up`; the operator ones cordon both nodes while they run)
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/*.json $(BENCH_OUT)/*.txt
-	set -o pipefail; $(PY) tests/bench/submit_latency.py | tee $(BENCH_OUT)/submit_latency.txt
+	set -o pipefail; $(PY) $(GATEWAY_BENCH) | tee $(BENCH_OUT)/gateway.txt
 	$(EXCLUSIVE) $(PY) tests/bench/operator_cost.py --count $(BENCH_COUNT) \
 	  --json $(BENCH_OUT)/operator_cost.json
 	$(EXCLUSIVE) $(PY) tests/bench/operator_memory.py --json $(BENCH_OUT)/operator_memory.json \

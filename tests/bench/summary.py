@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The last step of `make bench`: every benchmark's figures side by side, from the files the
-benchmarks left in one directory (submit_latency.txt, its printed output; operator_cost.json and
-operator_memory.json, written with --json). A missing file is said, not fatal. Asserts nothing.
+benchmarks left in one directory (gateway.txt, the gateway benchmark's printed output;
+operator_cost.json and operator_memory.json, written with --json). A missing file is said, not
+fatal. Asserts nothing.
 
 usage: summary.py DIR
 """
@@ -22,9 +23,9 @@ def load(path: Path) -> dict[str, Any] | None:
 
 
 def submit_latency(folder: Path) -> None:
-    print("gateway vs raw creates (tests/bench/submit_latency.py, its last lines):")
+    print("gateway vs raw creates (the gateway benchmark's last lines):")
     try:
-        lines = [line for line in (folder / "submit_latency.txt").read_text().splitlines() if line]
+        lines = [line for line in (folder / "gateway.txt").read_text().splitlines() if line]
     except OSError:
         print("  (no output)")
         return
