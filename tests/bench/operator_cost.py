@@ -8,9 +8,12 @@ floor): the same client creates N batch Jobs directly, with the pod template of 
 For each path: Jobs/s until every Job exists, and the API requests the phase caused, as raw deltas
 of the API server's own `apiserver_request_total` (cluster-wide, nothing subtracted) from just
 before the first create until every Job has its pod and `--settle` seconds have passed (the
-Kubernetes 1.20 API server counts a GET of one custom object as LIST). For A also
-the lag from each ReportJob's creationTimestamp to its Job's (whole seconds) and the operator
-pod's RSS.
+Kubernetes 1.20 API server counts a GET of one custom object as LIST). For both paths the
+lag from each create request being sent to its Job's ADDED event on the client's watch (create ->
+Job seen, sub-second); for A also the lag from each ReportJob's creationTimestamp to its Job's
+(server timestamps, whole seconds), the operator's own count of its API requests (deltas of its
+`reportjobs_api_requests_total`, read from its /metrics through the API server's pod proxy) as a
+cross-check of the API server's figure, and the operator pod's RSS.
 
 Both nodes are cordoned first, so no worker pod ever runs (the Job controller still creates the
 pods; they stay Pending). The chart is installed in a fresh namespace with a toleration for the
@@ -18,8 +21,8 @@ cordon, so the gateway and the operator do run. Whatever happens, the `finally` 
 run created, waits until none of its pods exists, deletes the namespace and only then uncordons
 the nodes that were schedulable before.
 
-usage: operator_cost.py [--kubeconfig .cluster/kubeconfig] [--count 100] [--concurrency 8]
-                        [--settle 5] [--image localhost/reportjobs:TAG]
+usage: operator_cost.py [--kubeconfig .cluster/kubeconfig] [--count 300] [--concurrency 8]
+                        [--settle 5] [--image localhost/reportjobs:TAG] [--json FILE]
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ DIRECT = "reportjobs-bench/direct"  # label of path B's Jobs and pods (unseen by
 OPERATOR_JOBS = labels.REPORTJOB  # label of the operator's Jobs and their pods
 UNSCHEDULABLE = {"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}
 METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)")
+HEALTH_PORT = 8080  # the operator's probes and /metrics
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 Requests = Counter[tuple[str, str]]  # (verb, resource[/subresource]) -> requests
@@ -68,6 +73,8 @@ class Phase:
     jobs_seconds: float  # first create sent -> every Job seen
     pods_seconds: float  # first create sent -> every Job's pod seen
     requests: Requests
+    create_to_job: list[float]  # per object: create request sent -> its Job seen by the watch
+    operator_requests: Requests | None = None  # the operator's own counter (A only)
 
     @property
     def jobs_per_second(self) -> float:
@@ -176,6 +183,48 @@ def operator_pod(core: client.CoreV1Api, namespace: str) -> client.V1Pod:
     return next(p for p in pods if p.metadata.deletion_timestamp is None)
 
 
+def operator_get(core: client.CoreV1Api, namespace: str, path: str) -> str:
+    """GET a path of the operator's health port through the API server's pod proxy."""
+    pod = operator_pod(core, namespace).metadata.name
+    proxy = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HEALTH_PORT}/proxy{path}"
+    return get_raw(core.api_client, proxy)
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus text format -> {(name, labels): value}."""
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            found[(match["name"], frozenset(LABEL.findall(match["labels"] or "")))] = float(
+                match["value"]
+            )
+    return found
+
+
+def operator_metrics(core: client.CoreV1Api, namespace: str) -> dict[Any, float]:
+    return samples(operator_get(core, namespace, "/metrics"))
+
+
+def metric(values: dict[Any, float], name: str, **wanted: str) -> float:
+    """The sum of a metric's samples whose labels include `wanted`."""
+    return sum(
+        value
+        for (sample, sample_labels), value in values.items()
+        if sample == name and set(wanted.items()) <= sample_labels
+    )
+
+
+def operator_requests(values: dict[Any, float]) -> Requests:
+    """reportjobs_api_requests_total by (verb, resource), as the operator counted them."""
+    counts: Requests = Counter()
+    for (sample, sample_labels), value in values.items():
+        if sample == "reportjobs_api_requests_total":
+            fields = dict(sample_labels)
+            counts[(fields["verb"], fields["resource"])] += int(value)
+    return counts
+
+
 # --- creating and watching ---------------------------------------------------------------------
 
 
@@ -207,6 +256,7 @@ class Arrivals(threading.Thread):
         self.list_call, self.namespace, self.selector = list_call, namespace, selector
         self.key, self.count = key, count
         self.seen: set[str] = set()
+        self.first_seen: dict[str, float] = {}  # key -> monotonic time of its first event
         self.done_at: float | None = None
         self.error: BaseException | None = None
 
@@ -229,7 +279,9 @@ class Arrivals(threading.Thread):
                 ):
                     obj = event["object"]
                     version = obj.metadata.resource_version
-                    self.seen.add(self._key(obj))
+                    key = self._key(obj)
+                    self.seen.add(key)
+                    self.first_seen.setdefault(key, time.monotonic())
                     if len(self.seen) >= self.count:
                         stream.stop()
             self.done_at = time.monotonic()
@@ -249,28 +301,44 @@ def measure(
     name: str,
     namespace: str,
     selector: str,
-    creates: list[Callable[[], object]],
+    creates: dict[str, Callable[[], object]],
     concurrency: int,
     settle: float,
+    operator_namespace: str | None = None,
 ) -> Phase:
-    """Run `creates` at `concurrency`; wait for every Job and its pod; count the requests."""
+    """Run `creates` (Job name -> create) at `concurrency`; wait for every Job and its pod; count
+    the requests (and the operator's own count when `operator_namespace` is given)."""
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     jobs = Arrivals(batch.list_namespaced_job, namespace, selector, "name", len(creates))
     pods = Arrivals(core.list_namespaced_pod, namespace, selector, "job-name", len(creates))
+    own_before = operator_metrics(core, operator_namespace) if operator_namespace else None
     before = request_counts(api)
     jobs.start()
     pods.start()
+    time.sleep(0.5)  # the watches are open before the first create
+    sent_at: dict[str, float] = {}
+
+    def send(item: tuple[str, Callable[[], object]]) -> None:
+        sent_at[item[0]] = time.monotonic()
+        item[1]()
+
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(lambda create: create(), creates))
+        list(pool.map(send, creates.items()))
     sent = time.monotonic()
     jobs_done = jobs.wait(timeout=600)
     pods_done = pods.wait(timeout=900)
     time.sleep(settle)  # let the reactions to the last pods land before counting
     requests = delta(before, request_counts(api))
+    own = None
+    if own_before is not None and operator_namespace is not None:
+        own_after = operator_metrics(core, operator_namespace)
+        own = delta(operator_requests(own_before), operator_requests(own_after))
+    create_to_job = sorted(jobs.first_seen[key] - sent_at[key] for key in creates)
     return Phase(
-        name, len(creates), sent - started, jobs_done - started, pods_done - started, requests
-    )
+        name, len(creates), sent - started, jobs_done - started, pods_done - started, requests,
+        create_to_job, own,
+    )  # fmt: skip
 
 
 # --- the two paths -----------------------------------------------------------------------------
@@ -280,6 +348,15 @@ def create_reportjob(api: client.ApiClient, namespace: str, object_id: str) -> C
     custom = client.CustomObjectsApi(api)
     return lambda: custom.create_namespaced_custom_object(
         crd.GROUP, crd.VERSION, namespace, crd.PLURAL, reportjob_body(object_id)
+    )
+
+
+def create_reportjob_body(
+    api: client.ApiClient, namespace: str, body: dict[str, Any]
+) -> Callable[[], object]:
+    custom = client.CustomObjectsApi(api)
+    return lambda: custom.create_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, namespace, crd.PLURAL, body
     )
 
 
@@ -416,10 +493,14 @@ def warm_up(api: client.ApiClient, namespace: str, run: str) -> None:
 
 
 def path_a(api: client.ApiClient, args: argparse.Namespace, namespace: str, run: str) -> Phase:
-    creates = [create_reportjob(api, namespace, f"bench-{run}-{i}") for i in range(args.count)]
+    creates = {}
+    for i in range(args.count):
+        body = reportjob_body(f"bench-{run}-{i}")
+        creates[body["metadata"]["name"]] = create_reportjob_body(api, namespace, body)
     return measure(
         api, name="A operator", namespace=namespace, selector=OPERATOR_JOBS,
         creates=creates, concurrency=args.concurrency, settle=args.settle,
+        operator_namespace=namespace,
     )  # fmt: skip
 
 
@@ -427,7 +508,7 @@ def path_b(
     api: client.ApiClient, args: argparse.Namespace, namespace: str, run: str, template: Any
 ) -> Phase:
     bodies = [direct_job_body(template, f"bench-{run}-direct-{i}", run) for i in range(args.count)]
-    creates = [create_job(api, namespace, body) for body in bodies]
+    creates = {body["metadata"]["name"]: create_job(api, namespace, body) for body in bodies}
     return measure(
         api, name="B direct", namespace=namespace, selector=DIRECT,
         creates=creates, concurrency=args.concurrency, settle=args.settle,
@@ -440,7 +521,9 @@ def idle(api: client.ApiClient, seconds: float) -> Requests:
     return delta(before, request_counts(api))
 
 
-def run_bench(api: client.ApiClient, args: argparse.Namespace, namespace: str, run: str) -> None:
+def run_bench(
+    api: client.ApiClient, args: argparse.Namespace, namespace: str, run: str
+) -> dict[str, Any]:
     core = client.CoreV1Api(api)
     helmctl(
         "deploy", kubeconfig=args.kubeconfig, namespace=namespace, values=release_values(args.image)
@@ -456,13 +539,13 @@ def run_bench(api: client.ApiClient, args: argparse.Namespace, namespace: str, r
     delete_jobs(api, namespace)
     b = path_b(api, args, namespace, run, template)
     delete_jobs(api, namespace)
-    report(args, a, b, a_lags, rss, background)
+    return report(args, a, b, a_lags, rss, background)
 
 
 # --- the report --------------------------------------------------------------------------------
 
 
-def percentile(values: list[int], fraction: float) -> int:
+def percentile(values: list[Any], fraction: float) -> Any:
     return values[min(len(values) - 1, int(len(values) * fraction))]
 
 
@@ -473,7 +556,7 @@ def report(
     a_lags: list[int],
     rss: dict[str, int],
     background: Requests,
-) -> None:
+) -> dict[str, Any]:
     print(f"\nN={args.count} concurrency={args.concurrency} settle={args.settle:g} s")
     print(f"\n{'API requests (raw deltas)':<44} {'A operator':>10} {'B direct':>10}")
     for key in sorted(
@@ -484,17 +567,44 @@ def report(
     rate = sum(background.values()) / args.idle
     print(f"  (idle cluster over {args.idle:g} s before A: {rate:.1f} requests/s, not subtracted)")
     print("  (a GET of one ReportJob counts as LIST reportjobs on Kubernetes 1.20)")
-    print(f"\n{'':<28} {'A operator':>12} {'B direct':>12} {'A/B or A-B':>12}")
-    print(f"{'Jobs/s':<28} {a.jobs_per_second:>12.2f} {b.jobs_per_second:>12.2f} "
-          f"{a.jobs_per_second / b.jobs_per_second:>12.2f}")  # fmt: skip
-    print(f"{'s to send every create':<28} {a.sent_seconds:>12.1f} {b.sent_seconds:>12.1f}")
-    print(f"{'s to every Job':<28} {a.jobs_seconds:>12.1f} {b.jobs_seconds:>12.1f}")
-    print(f"{'s to every pod':<28} {a.pods_seconds:>12.1f} {b.pods_seconds:>12.1f}")
-    print(f"{'API requests per job':<28} {a.requests_per_job:>12.2f} {b.requests_per_job:>12.2f} "
+    own = a.operator_requests or Counter()
+    own_total = sum(own.values())
+    print("\nthe operator's own count during A (reportjobs_api_requests_total deltas):")
+    for key, value in sorted(own.items(), key=lambda kv: -kv[1]):
+        print(f"  {key[0]:<10} {key[1]:<31} {value:>10}")
+    print(f"  {'total':<42} {own_total:>10}  = {own_total / a.count:.2f} per job")
+    a_p50, a_p99 = statistics.median(a.create_to_job), percentile(a.create_to_job, 0.99)
+    b_p50, b_p99 = statistics.median(b.create_to_job), percentile(b.create_to_job, 0.99)
+    ratio = a.jobs_per_second / b.jobs_per_second
+    print(f"\n{'':<34} {'A operator':>12} {'B direct':>12} {'A/B or A-B':>12}")
+    print(f"{'Jobs/s':<34} {a.jobs_per_second:>12.2f} {b.jobs_per_second:>12.2f} {ratio:>12.2f}")
+    print(f"{'s to send every create':<34} {a.sent_seconds:>12.1f} {b.sent_seconds:>12.1f}")
+    print(f"{'s to every Job':<34} {a.jobs_seconds:>12.1f} {b.jobs_seconds:>12.1f}")
+    print(f"{'s to every pod':<34} {a.pods_seconds:>12.1f} {b.pods_seconds:>12.1f}")
+    print(f"{'create->Job seen p50 / p99 (s)':<34} {f'{a_p50:.2f} / {a_p99:.2f}':>12} "
+          f"{f'{b_p50:.2f} / {b_p99:.2f}':>12}")  # fmt: skip
+    print(f"{'API requests per job':<34} {a.requests_per_job:>12.2f} {b.requests_per_job:>12.2f} "
           f"{a.requests_per_job - b.requests_per_job:>12.2f}")  # fmt: skip
+    print(f"{'  (the operator counted)':<34} {own_total / a.count:>12.2f}")
     p50, p99 = statistics.median(a_lags), percentile(a_lags, 0.99)
-    print(f"{'CR->Job lag p50/p99 (s)':<28} {f'{p50:g} / {p99}':>12}")
+    print(f"{'CR->Job lag p50/p99 (s, server)':<34} {f'{p50:g} / {p99}':>12}")
     print(f"operator RSS at the end of A: {', '.join(f'{k}: {v} KiB' for k, v in rss.items())}")
+    return {
+        "count": args.count,
+        "concurrency": args.concurrency,
+        "jobs_per_second": {"a": a.jobs_per_second, "b": b.jobs_per_second, "ratio": ratio},
+        "seconds_to_every_job": {"a": a.jobs_seconds, "b": b.jobs_seconds},
+        "seconds_to_every_pod": {"a": a.pods_seconds, "b": b.pods_seconds},
+        "create_to_job_seconds": {"a": [a_p50, a_p99], "b": [b_p50, b_p99]},
+        "cr_to_job_lag_server_seconds": [p50, p99],
+        "requests_per_job": {
+            "a": a.requests_per_job,
+            "b": b.requests_per_job,
+            "a_minus_b": a.requests_per_job - b.requests_per_job,
+            "operator_own": own_total / a.count,
+        },
+        "operator_rss_kib_end_of_a": rss,
+    }
 
 
 def main() -> None:
@@ -503,10 +613,11 @@ def main() -> None:
     )
     parser.add_argument("--kubeconfig", default=str(REPO_ROOT / ".cluster" / "kubeconfig"))
     parser.add_argument("--image", default=None, help="default: the content of .cluster/image")
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--idle", type=float, default=10.0)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.image is None:
         args.image = (Path(args.kubeconfig).parent / "image").read_text().strip()
@@ -516,10 +627,12 @@ def main() -> None:
     core = client.CoreV1Api(api)
     nodes = cordon(core)
     try:
-        run_bench(api, args, namespace, run)
+        figures = run_bench(api, args, namespace, run)
     finally:
         clean_up(api, args.kubeconfig, namespace)  # raises (and keeps the cordon) if it fails
         uncordon(core, nodes)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":
