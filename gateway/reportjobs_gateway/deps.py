@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from reportjobs_gateway.creation import BackgroundCreates
 from reportjobs_gateway.ports import Cache, JobStore
 from reportjobs_gateway.settings import GatewaySettings
 
@@ -23,6 +24,12 @@ def get_cache(request: Request) -> Cache | None:
     return cache
 
 
+def get_creates(request: Request) -> BackgroundCreates:
+    creates: BackgroundCreates = request.app.state.creates
+    return creates
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CacheDep = Annotated[Cache | None, Depends(get_cache)]
+CreatesDep = Annotated[BackgroundCreates, Depends(get_creates)]

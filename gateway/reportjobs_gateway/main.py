@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 
 from reportjobs_gateway.api.main import api_router
 from reportjobs_gateway.caches import GatewayCaches
+from reportjobs_gateway.creation import BackgroundCreates
 from reportjobs_gateway.errors import on_invalid_request, on_store_unavailable, on_unexpected
 from reportjobs_gateway.http_errors import on_http_error
 from reportjobs_gateway.metrics import GatewayMiddleware
@@ -36,6 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else:
             caches.start(client=client, namespace=app.state.settings.namespace)
     yield
+    await app.state.creates.drain()
     if app.state.caches is not None:
         await app.state.caches.stop()
     await app.state.store.close()
@@ -59,6 +61,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         clock=clock,
         write_through=caches,
     )
+    app.state.creates = BackgroundCreates()
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -4,9 +4,11 @@ An object's window shard holds its open claim, if any. A submission reads the sh
 object's claim is open at the server time of that read, the answer is its job. Otherwise it
 claims the window by writing the shard with the resourceVersion it read (or by creating the
 shard, which is never deleted), and the API server lets exactly one such write win. The winner
-creates the job the claim names; anyone who later finds the claim without its job creates the
-same job, so a crash in between loses nothing. Nothing here depends on how long a request
-takes between being stamped, admitted and committed.
+is answered 201 at once: the written claim is the accepted job. Its ReportJob is created right
+after (`Submitted.to_create`, by the caller, in the background); anyone who finds the claim
+without its job creates the same job (`job_of`, `claimed_job`), and so does the operator's
+sweep, so a crash in between loses nothing. Nothing here depends on how long a request takes
+between being stamped, admitted and committed.
 
 With a `cache` (caches.py), two fast paths come first, each falling back to the API path:
 a claim open at the latest the server's time can be now is the object's claim, so its cached
@@ -17,10 +19,11 @@ still decides: a write based on a stale cached version fails, and the API path t
 docs/design.md, "The cached paths", has the argument.
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reportjobs_gateway.manifests import build_reportjob, build_window_shard
+from reportjobs_gateway.manifests import build_window_shard
 from reportjobs_gateway.ports import (
     AlreadyExists,
     Cache,
@@ -30,7 +33,18 @@ from reportjobs_gateway.ports import (
     StoreUnavailable,
     WindowShard,
 )
-from reportjobs_model.window import Claim, entry_key, open_claim, pruned, shard_name
+from reportjobs_model.naming import is_job_name
+from reportjobs_model.reportjob import build_reportjob
+from reportjobs_model.window import (
+    Claim,
+    awaits_its_job,
+    claim_of,
+    entry_key,
+    open_claim,
+    place_of_job,
+    pruned,
+    shard_name,
+)
 
 MAX_ROUNDS = 8
 """Lost claims in a row before giving up (each loss means another write made progress)."""
@@ -54,6 +68,11 @@ class Submitted:
     created: bool
     """True for the one submission that claimed the window (answered 201)."""
     path: Path = Path.API
+
+    @property
+    def to_create(self) -> ReportJob | None:
+        """The ReportJob the caller creates after answering (the claim's winner), else None."""
+        return self.job if self.created else None
 
 
 class SubmissionGaveUp(StoreUnavailable):
@@ -90,6 +109,10 @@ async def submit(
             if job is not None:
                 return Submitted(job=job, created=False)
             continue
+        previous = _unfinished(data, key=key, cache=cache)
+        # Its job first: the new claim takes its place in the shard.
+        if previous and not await _job_of(store, object_id=object_id, claim=previous):
+            continue
         claim = Claim.new(
             object_id=object_id,
             now=now,
@@ -99,13 +122,11 @@ async def submit(
         version = None if read.obj is None else str(read.obj["metadata"]["resourceVersion"])
         body = build_window_shard(
             name=shard,
-            data={**pruned(data, now=now), key: claim.to_entry()},
+            data={**pruned(data, now=now, exists=_known_to(cache)), key: claim.to_entry()},
             resource_version=version,
         )
         if await _written(store, body, create=version is None):
-            job = await _job_of(store, object_id=object_id, claim=claim, known_new=True)
-            if job is not None:
-                return Submitted(job=job, created=True)
+            return Submitted(job=build_reportjob(object_id=object_id, claim=claim), created=True)
     raise SubmissionGaveUp(f"no stable answer for the submission after {max_rounds} rounds")
 
 
@@ -131,6 +152,8 @@ async def _from_cache(
     accepted = now.accepted_second
     if open_claim(data, key=key, now=accepted) is not None:
         return None  # open at the earliest, closed at the latest the server's time can be
+    if _unfinished(data, key=key, cache=cache) is not None:
+        return None  # a closed claim whose job may not exist: the API path completes it
     if not cache.claim_time_allowed(shard, key, accepted):
         return None  # a removal of the object's claim may be too recent to order after it
     claim = Claim.new(
@@ -142,13 +165,29 @@ async def _from_cache(
     version = None if cached is None else str(cached["metadata"]["resourceVersion"])
     body = build_window_shard(
         name=shard,
-        data={**pruned(data, now=accepted), key: claim.to_entry()},
+        data={**pruned(data, now=accepted, exists=_known_to(cache)), key: claim.to_entry()},
         resource_version=version,
     )
     if not await _written(store, body, create=version is None):
         return None  # the cache was behind, or another write came first
-    job = await _job_of(store, object_id=object_id, claim=claim, known_new=True)
-    return None if job is None else Submitted(job=job, created=True, path=Path.CACHED_SHARD)
+    job = build_reportjob(object_id=object_id, claim=claim)
+    return Submitted(job=job, created=True, path=Path.CACHED_SHARD)
+
+
+def _unfinished(data: Mapping[str, str], *, key: str, cache: Cache | None) -> Claim | None:
+    """The object's closed claim, if its job is not known to exist (it may never have been
+    created): a new claim must not take its place before its job exists."""
+    previous = claim_of(data[key]) if key in data else None
+    if previous is None or not awaits_its_job(previous, exists=_known_to(cache)):
+        return None
+    return previous
+
+
+def _known_to(cache: Cache | None) -> Callable[[str], bool]:
+    """Whether a job is known to exist (in the cache): then its closed claim may be pruned."""
+    if cache is None or not cache.ready():
+        return lambda _: False
+    return lambda name: cache.job(name) is not None
 
 
 async def _written(store: JobStore, body: WindowShard, *, create: bool) -> bool:
@@ -163,17 +202,33 @@ async def _written(store: JobStore, body: WindowShard, *, create: bool) -> bool:
     return True
 
 
-async def _job_of(
-    store: JobStore, *, object_id: str, claim: Claim, known_new: bool = False
-) -> ReportJob | None:
-    """The job a claim names, created (idempotently: same name, same spec) if it is missing.
+async def _job_of(store: JobStore, *, object_id: str, claim: Claim) -> ReportJob | None:
+    """The job a claim names, created (idempotently: same name, same spec) if it is missing."""
+    found = await store.get(claim.job_name)
+    if found.obj is not None:
+        return found.obj
+    return await create_job(store, build_reportjob(object_id=object_id, claim=claim))
 
-    `known_new` skips the first read: the claim was just won, so the job is not there yet."""
-    if not known_new:
-        found = await store.get(claim.job_name)
-        if found.obj is not None:
-            return found.obj
+
+async def create_job(store: JobStore, body: ReportJob) -> ReportJob | None:
+    """Create the job a claim names; if it exists already (another creator), read it."""
     try:
-        return (await store.create(build_reportjob(object_id=object_id, claim=claim))).obj
+        return (await store.create(body)).obj
     except AlreadyExists:
-        return (await store.get(claim.job_name)).obj
+        return (await store.get(str(body["metadata"]["name"]))).obj
+
+
+async def claimed_job(store: JobStore, *, job_id: str) -> ReportJob | None:
+    """A job that is not (yet) a ReportJob: its claim was written and answered 201, and its
+    ReportJob is still being created, or its creator died. The claim is read from the API (a
+    claim may be newer than any cache), and the job is created from it. None when no claim
+    names `job_id` (an unknown job, or one whose claim is gone)."""
+    if not is_job_name(job_id):
+        return None
+    shard, key = place_of_job(job_id)
+    read = await store.get_window(shard)
+    data = (read.obj or {}).get("data") or {}
+    claim = claim_of(data[key]) if key in data else None
+    if claim is None or claim.job_name != job_id or claim.object_id is None:
+        return None
+    return await _job_of(store, object_id=claim.object_id, claim=claim)

@@ -86,6 +86,9 @@ class Informer:
     def __len__(self) -> int:
         return len(self._objects)
 
+    def names(self) -> set[str]:
+        return set(self._objects)
+
     def remember(self, obj: Obj) -> None:
         """Write-through of what a write returned (ignored when the store has a newer version)."""
         self._put(self._trim(obj))

@@ -1,11 +1,37 @@
-"""Read-only accessors over a ReportJob object as the API server returns it (a JSON dict)."""
+"""A ReportJob as a JSON dict: the body a claim names, and read-only accessors over the object
+as the API server returns it."""
 
 from collections.abc import Mapping
 from typing import Any
 
-from reportjobs_model.timestamps import unix_of
+from reportjobs_model import crd, labels
+from reportjobs_model.naming import object_hash
+from reportjobs_model.timestamps import format_unix, unix_of
+from reportjobs_model.window import Claim
 
 ReportJobBody = Mapping[str, Any]
+
+
+def build_reportjob(*, object_id: str, claim: Claim) -> dict[str, Any]:
+    """The job a claim names: the same name and spec whoever builds it (the gateway that won the
+    claim, or whoever finds the claim without its job)."""
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "metadata": {
+            "name": claim.job_name,
+            "labels": {
+                labels.MANAGED_BY: labels.GATEWAY,
+                labels.OBJECT_HASH: object_hash(object_id),
+            },
+        },
+        "spec": {
+            "objectId": object_id,
+            "timeoutSeconds": claim.timeout_seconds,
+            "windowSeconds": claim.window_seconds,
+            "acceptedAt": format_unix(claim.accepted_at),
+        },
+    }
 
 
 def metadata_of(reportjob: ReportJobBody) -> Mapping[str, Any]:

@@ -6,11 +6,15 @@ object hash of each object with an open window to its claim: the object's newest
 it was accepted. A shard changes only by a create (it did not exist) or by a replace carrying
 the `resourceVersion` that was read, so the API server orders every claim of an object, and no
 deletion can make a stale "absent" read true again; the proof is in docs/design.md.
-Closed claims are pruned by whoever writes the shard next, and by the operator's sweep.
+A claim also names its object id, so that anyone can create the job it names (the gateway
+answers 201 once the claim is written, and creates the job right after). A closed claim is
+pruned only once its job is known to exist (a claim in a shard is the promise of its job): by
+whoever writes the shard next, and by the operator's sweep, which also creates the job of any
+claim left without one.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,6 +37,12 @@ def entry_key(object_id: str) -> str:
     return object_hash(object_id)
 
 
+def place_of_job(job_name: str) -> tuple[str, str]:
+    """The shard and key of the claim that names a job (`naming.job_name`: its object hash)."""
+    key = job_name.split("-")[1]
+    return f"{SHARD_PREFIX}{key[:2]}", key
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Claim:
     """One job's hold on an object's window: from `accepted_at` for `window_seconds`."""
@@ -41,6 +51,9 @@ class Claim:
     accepted_at: int
     window_seconds: int
     timeout_seconds: int
+    object_id: str | None = None
+    """None in claims written before claims named their object (their job was created before
+    the submission was answered)."""
 
     @classmethod
     def new(
@@ -53,6 +66,7 @@ class Claim:
             accepted_at=accepted_at,
             window_seconds=window_seconds,
             timeout_seconds=timeout_seconds,
+            object_id=object_id,
         )
 
     def is_open(self, *, now: float) -> bool:
@@ -60,15 +74,15 @@ class Claim:
         return now < self.accepted_at + self.window_seconds
 
     def to_entry(self) -> str:
-        return json.dumps(
-            {
-                "job": self.job_name,
-                "acceptedAt": format_unix(self.accepted_at),
-                "windowSeconds": self.window_seconds,
-                "timeoutSeconds": self.timeout_seconds,
-            },
-            separators=(",", ":"),
-        )
+        fields: dict[str, object] = {
+            "job": self.job_name,
+            "acceptedAt": format_unix(self.accepted_at),
+            "windowSeconds": self.window_seconds,
+            "timeoutSeconds": self.timeout_seconds,
+        }
+        if self.object_id is not None:
+            fields["objectId"] = self.object_id
+        return json.dumps(fields, separators=(",", ":"))
 
 
 def claim_of(entry: str) -> Claim | None:
@@ -80,8 +94,9 @@ def claim_of(entry: str) -> Claim | None:
             accepted_at=int(unix_of(str(fields["acceptedAt"]))),
             window_seconds=int(fields["windowSeconds"]),
             timeout_seconds=int(fields["timeoutSeconds"]),
+            object_id=None if fields.get("objectId") is None else str(fields["objectId"]),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
@@ -91,6 +106,25 @@ def open_claim(data: Mapping[str, str], *, key: str, now: float) -> Claim | None
     return claim if claim is not None and claim.is_open(now=now) else None
 
 
-def pruned(data: Mapping[str, str], *, now: float) -> dict[str, str]:
-    """The entries whose window is still open at server time `now`."""
-    return {key: entry for key, entry in data.items() if open_claim(data, key=key, now=now)}
+def _never(_: str) -> bool:
+    return False
+
+
+def awaits_its_job(claim: Claim, *, exists: Callable[[str], bool]) -> bool:
+    """Whether a claim must stay until its job is created: it names its object (so its job may
+    not exist yet), and `exists` does not know its job."""
+    return claim.object_id is not None and not exists(claim.job_name)
+
+
+def pruned(
+    data: Mapping[str, str], *, now: float, exists: Callable[[str], bool] = _never
+) -> dict[str, str]:
+    """The entries to keep at server time `now`: claims whose window is still open, and closed
+    claims whose job is not known to exist (`exists(job name)`; by default none is known).
+    Unreadable entries are dropped."""
+    kept: dict[str, str] = {}
+    for key, entry in data.items():
+        claim = claim_of(entry)
+        if claim is not None and (claim.is_open(now=now) or awaits_its_job(claim, exists=exists)):
+            kept[key] = entry
+    return kept

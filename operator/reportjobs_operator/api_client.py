@@ -46,6 +46,9 @@ class KubeApi:
         except NotFound as exc:  # deleted meanwhile: the next pass finds it gone
             raise Conflict("the ReportJob is gone") from exc
 
+    async def create_reportjob(self, *, body: Obj) -> Obj:
+        return await self._write("POST", paths.reportjobs(self._namespace), body)
+
     async def delete_reportjob(self, *, name: str, uid: str) -> None:
         await self._delete(paths.reportjobs(self._namespace, name), uid=uid)
 

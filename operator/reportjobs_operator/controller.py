@@ -1,8 +1,9 @@
 """What the lease holder runs: the index's watches, reconcile workers, and periodic resync.
 
-The resync re-queues every ReportJob that is not settled, from the index (no requests): it
-catches what no event announces, like retention and the start deadline. The window sweep
-prunes closed claims from the dedup window shards (one list per interval).
+The resync sweeps the dedup window shards (windows.py: one list per interval; claims left
+without their ReportJob are completed, closed claims pruned, and ReportJobs whose claim is gone
+released to retention), then re-queues every ReportJob that is not settled, from the index (no
+requests): it catches what no event announces, like retention and the start deadline.
 """
 
 import asyncio
@@ -23,7 +24,7 @@ from reportjobs_operator.metrics import (
     RECONCILES,
 )
 from reportjobs_operator.reconcile import Policy, Reconciler
-from reportjobs_operator.windows import sweep_window_shards
+from reportjobs_operator.windows import WindowSweep
 from reportjobs_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,16 @@ async def _work(queue: WorkQueue, reconciler: Reconciler) -> None:
 
 
 async def _resync(
-    queue: WorkQueue, reconciler: Reconciler, index: Index, api: KubeApi, interval: float
+    queue: WorkQueue, reconciler: Reconciler, index: Index, sweep: WindowSweep, interval: float
 ) -> None:
     while True:
         await asyncio.sleep(interval)
-        for name in reconciler.unsettled(index.reportjobs):
-            queue.add(name)
         try:
-            await sweep_window_shards(api=api)
+            await sweep.run()
         except Exception:
             log.exception("sweeping the dedup window shards failed")
+        for name in reconciler.unsettled(index.reportjobs):
+            queue.add(name)
 
 
 def _count(index: Index) -> None:
@@ -81,7 +82,14 @@ async def run_controller(
     queue = WorkQueue()
     index = Index(client=client, namespace=namespace, wake=queue.add)
     api = KubeApi(client=client, namespace=namespace)
-    reconciler = Reconciler(api=api, cache=index, policy=policy, on_job_created=JOB_LAG.observe)
+    sweep = WindowSweep(api=api, indexed=index.reportjob_names)
+    reconciler = Reconciler(
+        api=api,
+        cache=index,
+        policy=policy,
+        released=sweep.released,
+        on_job_created=JOB_LAG.observe,
+    )
     QUEUE_DEPTH.set_function(queue.__len__)
     _count(index)
     async with running(*index.informers) as watching:
@@ -93,7 +101,7 @@ async def run_controller(
         )
         on_synced()
         tasks = [asyncio.create_task(_work(queue, reconciler)) for _ in range(workers)]
-        tasks.append(asyncio.create_task(_resync(queue, reconciler, index, api, resync_seconds)))
+        tasks.append(asyncio.create_task(_resync(queue, reconciler, index, sweep, resync_seconds)))
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait(

@@ -109,6 +109,10 @@ class Index:
         )
         self.informers = (self.reportjobs, self.jobs, self.pods)
 
+    def reportjob_names(self) -> set[str]:
+        """The names of the ReportJobs held now (for the window sweep)."""
+        return self.reportjobs.names()
+
     # ports.Cache
     def reportjob(self, name: str) -> Obj | None:
         return self.reportjobs.get(name)

@@ -58,6 +58,10 @@ class WindowApi(Protocol):
         """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
         ...
 
+    async def create_reportjob(self, *, body: Obj) -> Obj:
+        """The ReportJob of a claim found without it; raises Conflict when it exists."""
+        ...
+
 
 class Cache(Protocol):
     """The index the watches feed (index.py): what reconcile reads instead of the API."""

@@ -57,6 +57,7 @@ class Reconciler:
         api: ReconcileApi,
         cache: Cache,
         policy: Policy,
+        released: Callable[[str], bool],
         draw: Callable[[int, int], int] = _SYSTEM_RANDOM.randint,
         clock: Callable[[], datetime] = utc_now,
         on_job_created: Callable[[float], None] = _no_lag,
@@ -64,6 +65,7 @@ class Reconciler:
         self._api = api
         self._cache = cache
         self._policy = policy
+        self._released = released
         self._draw = draw
         self._clock = clock
         self._on_job_created = on_job_created
@@ -94,6 +96,7 @@ class Reconciler:
                 api=self._api,
                 cache=self._cache,
                 policy=self._policy,
+                released=self._released,
                 draw=self._draw,
                 now=self._clock(),
                 on_job_created=self._on_job_created,
@@ -129,6 +132,7 @@ class _Pass:
     api: ReconcileApi
     cache: Cache
     policy: Policy
+    released: Callable[[str], bool]
     draw: Callable[[int, int], int]
     now: datetime
     on_job_created: Callable[[float], None]
@@ -192,13 +196,14 @@ class _Pass:
         return job
 
     async def _clean_up(self, reportjob: Obj, job: Obj | None) -> None:
-        """Steps 5 and 6."""
+        """Steps 4 and 5; a ReportJob is deleted only once the window sweep has seen its claim
+        gone (windows.py: a claim without its ReportJob would be completed, and run again)."""
         if job is not None:
             await self.api.delete_job(name=name_of(job), uid=uid_of(job))
             self.cache.forget(job)
         if _retention_over(
             reportjob, retention_seconds=self.policy.retention_seconds, now=self.now
-        ):
+        ) and self.released(name_of(reportjob)):
             log.info("retention over: deleting ReportJob %s", name_of(reportjob))
             await self.api.delete_reportjob(name=name_of(reportjob), uid=uid_of(reportjob))
             self.cache.forget(reportjob)

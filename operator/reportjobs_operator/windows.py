@@ -1,39 +1,104 @@
-"""The sweep of the gateway's window shards: closed claims are pruned.
+"""The sweep of the gateway's window shards: claims completed, closed claims pruned.
 
-The gateway prunes a shard whenever it writes it; this sweep covers shards nobody writes. A
-claim is removed only when the server's own clock (the Date of the list answer) says its window
-is over, by a replace that carries the resourceVersion listed: a submission that later finds no
-claim for its object is at least a window after the object's last job, so a new job is due.
+A claim in a shard is the promise of its job: the gateway answers 201 once the claim is
+written, and creates the ReportJob right after. Each resync, one LIST of the shards (a read from
+etcd, not from a cache), then:
+
+- a claim whose ReportJob the index does not hold, and did not hold at the previous sweep
+  either, gets its ReportJob, created from the claim (the same name and spec whoever creates
+  it; 409: it exists): the gateway that won the claim died before creating it;
+- a claim that is closed at the server's time of the list (its Date) and whose ReportJob the
+  index holds is pruned, by a replace carrying the resourceVersion listed (a conflict: the shard
+  was written meanwhile, by a writer that prunes too);
+- a ReportJob that was in the index before the list was sent and that no listed claim names is
+  *released*: its claim is gone for good (a claim is written before its ReportJob exists, and a
+  removed claim never comes back, since every write carries the resourceVersion it read), so
+  retention may delete it. Retention waits for that, because a claim without its ReportJob is
+  completed: deleting the job of a claim still present would run it again.
 """
 
 import logging
+from collections.abc import Callable, Set
+from dataclasses import dataclass
 
-from reportjobs_model.window import pruned
+from reportjobs_model.reportjob import build_reportjob
+from reportjobs_model.window import claim_of, pruned
 from reportjobs_operator.ports import Conflict, Obj, WindowApi
 
 log = logging.getLogger(__name__)
 
 
-def pruned_shard(shard: Obj, *, now: float) -> Obj | None:
-    """The shard without its closed claims; None when it has none."""
+def pruned_shard(shard: Obj, *, now: float, exists: Callable[[str], bool]) -> Obj | None:
+    """The shard without the closed claims whose job exists; None when nothing goes."""
     data = shard.get("data") or {}
-    kept = pruned(data, now=now)
+    kept = pruned(data, now=now, exists=exists)
     return None if kept == data else {**shard, "data": kept}
 
 
-async def sweep_window_shards(*, api: WindowApi) -> int:
-    """One list, then one replace per shard with closed claims; returns how many were pruned."""
-    shards, now = await api.list_window_shards()
-    count = 0
-    for shard in shards:
-        replacement = pruned_shard(shard, now=now)
-        if replacement is None:
-            continue
+@dataclass(frozen=True, slots=True)
+class Swept:
+    pruned: int
+    """Shards replaced without their closed claims."""
+    completed: int
+    """ReportJobs created from claims found without them."""
+
+
+class WindowSweep:
+    """One `run()` per resync; `released(name)` tells retention a ReportJob's claim is gone.
+
+    `indexed()` gives the names of the ReportJobs in the operator's index at the moment."""
+
+    def __init__(self, *, api: WindowApi, indexed: Callable[[], Set[str]]) -> None:
+        self._api = api
+        self._indexed = indexed
+        self._missing: set[str] = set()
+        self._released: Set[str] = frozenset()
+
+    def released(self, name: str) -> bool:
+        return name in self._released
+
+    async def run(self) -> Swept:
+        before = set(self._indexed())
+        shards, now = await self._api.list_window_shards()
+        indexed = self._indexed()
+        claimed: set[str] = set()
+        missing: set[str] = set()
+        completed = replaced = 0
+        for shard in shards:
+            for entry in (shard.get("data") or {}).values():
+                claim = claim_of(entry)
+                if claim is None:
+                    continue
+                claimed.add(claim.job_name)
+                if claim.object_id is None or claim.job_name in indexed:
+                    continue
+                missing.add(claim.job_name)
+                if claim.job_name in self._missing:
+                    body = build_reportjob(object_id=claim.object_id, claim=claim)
+                    completed += await self._complete(body)
+            replacement = pruned_shard(shard, now=now, exists=indexed.__contains__)
+            if replacement is not None:
+                try:
+                    await self._api.replace_window_shard(body=replacement)
+                except Conflict:  # written meanwhile, and pruned by that writer
+                    continue
+                replaced += 1
+        self._missing = missing
+        self._released = frozenset(before - claimed)
+        if replaced or completed:
+            log.info(
+                "window shards: %d pruned of closed claims, %d ReportJob(s) created from "
+                "claims without one",
+                replaced,
+                completed,
+            )
+        return Swept(pruned=replaced, completed=completed)
+
+    async def _complete(self, body: Obj) -> int:
+        name = body["metadata"]["name"]
         try:
-            await api.replace_window_shard(body=replacement)
-        except Conflict:  # written meanwhile, and pruned by that writer
-            continue
-        count += 1
-    if count:
-        log.info("pruned closed dedup windows from %d shard(s)", count)
-    return count
+            await self._api.create_reportjob(body=body)
+        except Conflict:  # it exists (its gateway created it after all)
+            return 0
+        log.warning("created ReportJob %s from its claim (its gateway did not)", name)
+        return 1

@@ -36,10 +36,10 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / d) for d in ("model", "kube", "gateway")]
 
-from reportjobs_gateway.manifests import build_reportjob  # noqa: E402
 from reportjobs_kube import paths  # noqa: E402
 from reportjobs_kube.config import from_kubeconfig  # noqa: E402
 from reportjobs_model.naming import object_hash  # noqa: E402
+from reportjobs_model.reportjob import build_reportjob  # noqa: E402
 from reportjobs_model.window import Claim  # noqa: E402
 
 KUBECTL = "/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl"

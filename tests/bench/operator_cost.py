@@ -47,8 +47,8 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from reportjobs_gateway.manifests import build_reportjob
 from reportjobs_model import crd, labels
+from reportjobs_model.reportjob import build_reportjob
 from reportjobs_model.window import Claim
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

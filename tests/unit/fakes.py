@@ -160,6 +160,14 @@ class FakeStore:
         except Stale as stale:
             raise Conflict(str(stale)) from stale
 
+    async def create_reportjob(self, *, body: Obj) -> Obj:
+        try:
+            created = (await self.create(body)).obj
+        except AlreadyExists as exists:
+            raise Conflict(str(exists)) from exists
+        assert created is not None
+        return created
+
     async def ping(self) -> None:
         return None
 

@@ -1,5 +1,6 @@
 """The HTTP API with a fake store in place of the Kubernetes API."""
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from reportjobs_gateway.deps import get_cache, get_store
 from reportjobs_gateway.main import create_app
 from reportjobs_gateway.ports import JobStore
 from reportjobs_gateway.settings import GatewaySettings
+from reportjobs_gateway.submission import submit
 from reportjobs_model.naming import job_name, object_hash
 from tests.unit.fakes import DownStore, FakeStore, reportjob
 from tests.unit.test_cached_submission import Cache, Local, _clock
@@ -374,3 +376,19 @@ def test_metrics_count_submissions_by_outcome(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert "reportjobs_gateway_submit_seconds_bucket" in text
     assert 'reportjobs_gateway_submission_paths_total{path="api"}' in text
+
+
+def test_a_job_answered_before_its_reportjob_exists_is_found_by_its_claim(
+    client: TestClient, store: FakeStore
+) -> None:
+    """A 201 comes once the claim is written; a GET (here, while the gateway's own create has
+    not run) finds the claim and creates the same ReportJob."""
+    outcome = asyncio.run(submit(store, object_id="early", timeout_seconds=30, window_seconds=W))
+    job_id = outcome.job["metadata"]["name"]
+    assert outcome.created
+    assert job_id not in store.objects
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["object_id"] == "early"
+    assert job_id in store.objects
+    assert client.get(f"/jobs/{job_id[:-1]}9").status_code == 404  # no claim names it

@@ -9,7 +9,7 @@ import pytest
 from reportjobs_gateway.caches import ClaimHistory, trim_reportjob
 from reportjobs_gateway.ports import ReportJob, Stale
 from reportjobs_gateway.servertime import DRIFT, MAX_AGE_SECONDS, ServerClock, ServerNow
-from reportjobs_gateway.submission import Path, submit
+from reportjobs_gateway.submission import Path, Submitted, create_job, submit
 from reportjobs_model.window import claim_of, entry_key, shard_name
 from tests.unit.fakes import FakeStore
 
@@ -112,10 +112,16 @@ def test_the_latest_answer_counts() -> None:
 # --- the cached paths ----------------------------------------------------------------------
 
 
-async def _submit(store: FakeStore, cache: Cache, object_id: str = "invoice-42") -> Any:
-    return await submit(
+async def _submit(
+    store: FakeStore, cache: Cache | None, object_id: str = "invoice-42"
+) -> Submitted:
+    """A submission, then what the gateway does after a 201: create its job."""
+    outcome = await submit(
         store, object_id=object_id, timeout_seconds=60, window_seconds=W, cache=cache
     )
+    if outcome.to_create is not None:
+        await create_job(store, outcome.to_create)
+    return outcome
 
 
 async def test_a_new_claim_on_the_cached_shard_costs_two_requests() -> None:
@@ -181,7 +187,7 @@ async def test_a_stale_cached_shard_falls_back_to_the_api() -> None:
     cache = Cache(_clock(local, date=T0))
     local.t += 2  # past the moment the cache listed (and saw no shard)
     store.now += 2
-    theirs = await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+    theirs = await _submit(store, None)
     assert theirs.created
     store.calls.clear()
     ours = await _submit(store, cache)
@@ -223,7 +229,7 @@ async def test_a_claim_removed_just_now_is_not_trusted_to_be_a_window_old() -> N
     now could be accepted at T0+299, 299 s after the last one. The history refuses it; the API
     path claims at the read's Date instead, a full window later."""
     local, store = Local(), FakeStore(now=T0)
-    first = await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+    first = await _submit(store, None)
     assert first.created
     clock = _clock(local, date=T0 + 299, rtt=0.9)
     cache = Cache(clock)
@@ -249,7 +255,7 @@ async def test_a_claim_removed_just_now_is_not_trusted_to_be_a_window_old() -> N
 
     # The same with a history that forgets: two jobs 299 s apart.
     local, store = Local(), FakeStore(now=T0)
-    await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+    await _submit(store, None)
     clock = _clock(local, date=T0 + 299, rtt=0.9)
     cache = Cache(clock, ForgetsRemovals(clock))
     store.now = T0 + 300.2
@@ -302,7 +308,7 @@ async def test_the_upper_bound_needs_the_second_the_date_truncates() -> None:
         (WithoutTheSecond, (False, Path.CACHED)),
     ):
         local, store = Local(), FakeStore(now=T0)
-        await submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W)
+        await _submit(store, None)
         clock = clock_type(monotonic=local)
         clock.observe(date=T0 + 299, sent=local.t, received=local.t)
         cache = Cache(clock)

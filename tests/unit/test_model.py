@@ -95,7 +95,7 @@ def test_claim_entry_round_trip() -> None:
     assert claim_of(claim.to_entry()) == claim
     assert claim.to_entry() == (
         '{"job":"rj-ba7816bf8f01cfea414140de-1700000000","acceptedAt":"2023-11-14T22:13:20Z",'
-        '"windowSeconds":30,"timeoutSeconds":7}'
+        '"windowSeconds":30,"timeoutSeconds":7,"objectId":"abc"}'
     )
 
 
@@ -112,8 +112,13 @@ def test_open_claim_and_pruning() -> None:
     assert open_claim(data, key="a", now=110) is None
     assert open_claim(data, key="missing", now=100) is None
     assert open_claim(data, key="junk", now=100) is None
-    assert pruned(data, now=110) == {"b": new.to_entry()}
-    assert pruned(data, now=115) == {}
+    # A closed claim stays until its job is known to exist (its 201 may precede the job).
+    assert pruned(data, now=110) == {"a": old.to_entry(), "b": new.to_entry()}
+    exists = {old.job_name, new.job_name}.__contains__
+    assert pruned(data, now=110, exists=exists) == {"b": new.to_entry()}
+    assert pruned(data, now=115, exists=exists) == {}
+    legacy = Claim(job_name=old.job_name, accepted_at=100, window_seconds=10, timeout_seconds=1)
+    assert pruned({"a": legacy.to_entry()}, now=110) == {}  # named no object: its job exists
 
 
 def test_reportjob_window() -> None:

@@ -30,13 +30,20 @@ class Draws:
 
 
 def _setup(
-    created: float = B * W + 50, **rj: Any
+    created: float = B * W + 50, released: bool = True, **rj: Any
 ) -> tuple[FakeOperatorApi, FakeCache, Reconciler, Draws, dict[str, Any]]:
     api = FakeOperatorApi()
     draws = Draws(23)
     added = api.add_reportjob(reportjob(name=NAME, created=created, window=W, **rj))
     cache = FakeCache(api)
-    reconciler = Reconciler(api=api, cache=cache, policy=POLICY, draw=draws, clock=lambda: NOW)
+    reconciler = Reconciler(
+        api=api,
+        cache=cache,
+        policy=POLICY,
+        released=lambda _: released,
+        draw=draws,
+        clock=lambda: NOW,
+    )
     return api, cache, reconciler, draws, added
 
 
@@ -208,6 +215,18 @@ async def test_expired_reportjobs_are_deleted() -> None:
     await _reconcile(reconciler)
     assert api.reportjobs == {}
     assert cache.reportjob(NAME) is None
+
+
+async def test_kept_until_the_window_sweep_saw_its_claim_gone() -> None:
+    """A claim without its ReportJob is completed (windows.py): deleting the job of a claim
+    still in its shard would run it again."""
+    api, _cache, reconciler, _, _ = _setup(
+        created=B * W - 4000,
+        released=False,
+        status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
+    )
+    await _reconcile(reconciler)
+    assert NAME in api.reportjobs
 
 
 async def test_kept_while_its_dedup_window_is_open_even_past_retention() -> None:

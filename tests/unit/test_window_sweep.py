@@ -1,34 +1,53 @@
-"""The operator's sweep of the gateway's window shards."""
+"""The operator's sweep of the gateway's window shards: claims completed, closed claims pruned,
+ReportJobs released to retention once their claim is gone."""
 
+import json
 from pathlib import Path
 
 from reportjobs_gateway.manifests import build_window_shard
-from reportjobs_model.window import SHARD_COUNT, SHARD_PREFIX, Claim
-from reportjobs_operator.windows import pruned_shard, sweep_window_shards
+from reportjobs_model.reportjob import build_reportjob
+from reportjobs_model.window import SHARD_COUNT, SHARD_PREFIX, Claim, claim_of
+from reportjobs_operator.windows import WindowSweep, pruned_shard
 from tests.unit.fakes import FakeStore
 
 T0 = 1_700_000_000
 HELPERS = Path(__file__).resolve().parents[2] / "deploy/helm/reportjobs/templates/_helpers.tpl"
 
 
+def _claim(object_id: str, accepted: int, window: int = 10) -> Claim:
+    return Claim.new(object_id=object_id, now=accepted, window_seconds=window, timeout_seconds=5)
+
+
 def _entry(object_id: str, accepted: int, window: int = 10) -> str:
-    return Claim.new(
-        object_id=object_id, now=accepted, window_seconds=window, timeout_seconds=5
-    ).to_entry()
+    return _claim(object_id, accepted, window).to_entry()
 
 
-async def test_only_shards_with_closed_claims_are_replaced() -> None:
+async def _shard(store: FakeStore, name: str, data: dict[str, str]) -> None:
+    await store.create_window(build_window_shard(name=name, data=data, resource_version=None))
+
+
+async def _job(store: FakeStore, object_id: str, accepted: int) -> str:
+    claim = _claim(object_id, accepted)
+    await store.create(build_reportjob(object_id=object_id, claim=claim))
+    return claim.job_name
+
+
+def _sweep(store: FakeStore) -> WindowSweep:
+    return WindowSweep(api=store, indexed=lambda: set(store.objects))
+
+
+async def test_closed_claims_are_pruned_once_their_job_exists() -> None:
     store = FakeStore(now=T0 + 11.5)
-    for name, data in {
-        "reportjobs-windows-00": {"a": _entry("a", T0), "b": _entry("b", T0 + 5)},
-        "reportjobs-windows-01": {"c": _entry("c", T0 + 1)},
-        "reportjobs-windows-02": {"d": _entry("d", T0 + 9)},
-    }.items():
-        await store.create_window(build_window_shard(name=name, data=data, resource_version=None))
+    for object_id, accepted in (("a", T0), ("b", T0 + 5), ("c", T0 + 1), ("d", T0 + 9)):
+        await _job(store, object_id, accepted)
+    await _shard(store, "reportjobs-windows-00", {"a": _entry("a", T0), "b": _entry("b", T0 + 5)})
+    await _shard(store, "reportjobs-windows-01", {"c": _entry("c", T0 + 1)})
+    await _shard(store, "reportjobs-windows-02", {"d": _entry("d", T0 + 9)})
     store.calls.clear()
 
-    assert await sweep_window_shards(api=store) == 2
+    swept = await _sweep(store).run()
 
+    assert (swept.pruned, swept.completed) == (2, 0)
     assert set(store.windows["reportjobs-windows-00"]["data"]) == {"b"}
     assert store.windows["reportjobs-windows-01"]["data"] == {}
     assert set(store.windows["reportjobs-windows-02"]["data"]) == {"d"}
@@ -38,18 +57,84 @@ async def test_only_shards_with_closed_claims_are_replaced() -> None:
     ]
 
 
+async def test_a_claim_left_without_its_job_is_completed_then_pruned() -> None:
+    """The gateway died between its 201 and the create: the claim is the accepted job. It is
+    kept while its job is missing, even closed, and completed when a second sweep still finds
+    it missing (a first sweep may just race the gateway's create)."""
+    store = FakeStore(now=T0 + 11.5)
+    claim = _claim("a", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": claim.to_entry()})
+    sweep = _sweep(store)
+
+    assert (await sweep.run()).completed == 0
+    assert store.objects == {}
+    assert "a" in store.windows["reportjobs-windows-00"]["data"]
+
+    assert (await sweep.run()).completed == 1
+    assert store.objects[claim.job_name] == {
+        **build_reportjob(object_id="a", claim=claim),
+        "metadata": store.objects[claim.job_name]["metadata"],
+    }
+    assert store.objects[claim.job_name]["spec"]["objectId"] == "a"
+
+    assert (await sweep.run()).pruned == 1  # now that it exists, the closed claim goes
+    assert store.windows["reportjobs-windows-00"]["data"] == {}
+
+
+async def test_a_job_created_meanwhile_is_not_created_again() -> None:
+    store = FakeStore(now=T0 + 1)
+    claim = _claim("a", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": claim.to_entry()})
+    indexed: set[str] = set()
+    sweep = WindowSweep(api=store, indexed=lambda: indexed)
+    await sweep.run()
+    await _job(store, "a", T0)  # the gateway's create, not in the index yet
+    assert (await sweep.run()).completed == 0
+    assert store.calls.count(f"create {claim.job_name}") == 2  # its own, and the sweep's 409
+
+
+async def test_claims_that_name_no_object_are_pruned_when_closed_and_never_completed() -> None:
+    """Claims written before claims named their object: their job was created before the 201."""
+    store = FakeStore(now=T0 + 11.5)
+    legacy = json.loads(_entry("a", T0))
+    del legacy["objectId"]
+    entry = json.dumps(legacy)
+    assert claim_of(entry) is not None
+    await _shard(store, "reportjobs-windows-00", {"a": entry, "b": _entry("b", T0 + 5)})
+    await _job(store, "b", T0 + 5)
+    sweep = _sweep(store)
+    await sweep.run()
+    await sweep.run()
+    assert set(store.windows["reportjobs-windows-00"]["data"]) == {"b"}
+    assert list(store.objects) == [_claim("b", T0 + 5).job_name]
+
+
+async def test_released_are_the_indexed_jobs_whose_claim_the_list_did_not_show() -> None:
+    store = FakeStore(now=T0 + 30)
+    gone = await _job(store, "a", T0)  # its claim pruned long ago
+    held = await _job(store, "b", T0 + 25)
+    await _shard(store, "reportjobs-windows-00", {"b": _entry("b", T0 + 25)})
+    late = _claim("c", T0 + 29).job_name
+    snapshots = iter([{gone, held}, {gone, held, late}])  # `late` arrives during the list
+    sweep = WindowSweep(api=store, indexed=lambda: next(snapshots))
+    assert not sweep.released(gone)  # nothing is released before a sweep
+    await sweep.run()
+    assert sweep.released(gone)
+    assert not sweep.released(held)
+    assert not sweep.released(late)  # its claim may have been written after the list was read
+
+
 async def test_a_shard_written_since_the_list_is_left_to_its_writer() -> None:
     store = FakeStore(now=T0 + 20)
-    shard = build_window_shard(
-        name="reportjobs-windows-00", data={"a": _entry("a", T0)}, resource_version=None
-    )
-    await store.create_window(shard)
+    await _job(store, "a", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": _entry("a", T0)})
     listed, now = await store.list_window_shards()
-    replacement = pruned_shard(listed[0], now=now)
+    replacement = pruned_shard(listed[0], now=now, exists=lambda _: True)
     assert replacement is not None
     current = store.windows["reportjobs-windows-00"]
     await store.replace_window({**current, "data": {"x": _entry("x", T0 + 19)}})
-    assert await sweep_window_shards(api=_Stale(store, listed)) == 0
+    swept = await WindowSweep(api=_Stale(store, listed), indexed=lambda: set(store.objects)).run()
+    assert swept.pruned == 0
     assert set(store.windows["reportjobs-windows-00"]["data"]) == {"x"}
 
 
@@ -64,6 +149,9 @@ class _Stale:
 
     async def replace_window_shard(self, *, body: dict[str, object]) -> None:
         await self.store.replace_window_shard(body=body)
+
+    async def create_reportjob(self, *, body: dict[str, object]) -> dict[str, object]:
+        return await self.store.create_reportjob(body=body)
 
 
 def test_the_chart_grants_exactly_the_model_shards() -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from reportjobs_gateway.deps import CacheDep, SettingsDep, StoreDep
+from reportjobs_gateway.deps import CacheDep, CreatesDep, SettingsDep, StoreDep
 from reportjobs_gateway.metrics import SUBMISSION_PATHS
 from reportjobs_gateway.schemas import (
     ErrorPublic,
@@ -16,7 +16,7 @@ from reportjobs_gateway.schemas import (
     ValidationErrorPublic,
 )
 from reportjobs_gateway.settings import GatewaySettings
-from reportjobs_gateway.submission import submit
+from reportjobs_gateway.submission import claimed_job, submit
 from reportjobs_gateway.views import newest_first, to_public
 from reportjobs_model import labels
 from reportjobs_model.naming import is_job_name, object_hash
@@ -70,8 +70,11 @@ async def submit_job(
     store: StoreDep,
     cache: CacheDep,
     settings: SettingsDep,
+    creates: CreatesDep,
 ) -> Response:
-    """Start a report job for `object_id`, unless one was started within the window."""
+    """Start a report job for `object_id`, unless one was started within the window.
+
+    A new job is answered once its claim is written; its ReportJob is created right after."""
     outcome = await submit(
         store,
         object_id=submission.object_id,
@@ -80,6 +83,8 @@ async def submit_job(
         cache=cache,
     )
     SUBMISSION_PATHS.labels(outcome.path.value).inc()
+    if outcome.to_create is not None:
+        creates.start(outcome.to_create, store=store)
     job = to_public(outcome.job)
     answer = _json(job, status_code=201 if outcome.created else 200)
     answer.headers["Location"] = f"/jobs/{job.job_id}"
@@ -97,12 +102,15 @@ async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) ->
 @router.get("/{job_id}", responses={404: {"model": ErrorPublic}, **_ERRORS})
 async def get_job(job_id: str, store: StoreDep, cache: CacheDep) -> JobPublic:
     """One job by its id (from the cache; from the API when the cache does not have it yet,
-    e.g. just created through another replica)."""
+    e.g. just created through another replica; from its claim when its ReportJob is still
+    being created)."""
     if not is_job_name(job_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
     found = cache.job(job_id) if cache is not None and cache.ready() else None
     if found is None:
         found = (await store.get(job_id)).obj
+    if found is None:
+        found = await claimed_job(store, job_id=job_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
     return to_public(found)

@@ -1,0 +1,63 @@
+"""The ReportJobs of won claims, created right after their 201 (in the background).
+
+A submission that wins its claim is answered at once: the claim in its shard is the accepted
+job. Its ReportJob is created here, retried while the API server is unavailable. If this
+process dies first, or every attempt fails, nothing is lost: whoever finds the claim without its
+job creates the same job (a submission of the object, a GET of the job), and the operator's
+sweep creates it too (docs/design.md, "Submission").
+"""
+
+import asyncio
+import logging
+
+from prometheus_client import Counter
+
+from reportjobs_gateway.ports import JobStore, ReportJob, StoreUnavailable
+from reportjobs_gateway.submission import create_job
+
+log = logging.getLogger(__name__)
+
+CREATES = Counter(
+    "reportjobs_gateway_background_creates",
+    "ReportJobs of won claims created after the 201, by outcome: created, or left (every "
+    "attempt failed; the operator's sweep creates it)",
+    ["outcome"],
+)
+for _outcome in ("created", "left"):
+    CREATES.labels(_outcome)
+
+
+class BackgroundCreates:
+    """Creates ReportJobs after their submissions were answered; `drain()` on shutdown."""
+
+    def __init__(self, *, attempts: int = 6, backoff_seconds: float = 0.1) -> None:
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, body: ReportJob, *, store: JobStore) -> None:
+        task = asyncio.create_task(self._create(body, store))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def __len__(self) -> int:
+        """How many creates are in flight."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait for the creates in flight (a stopping gateway finishes what it answered)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _create(self, body: ReportJob, store: JobStore) -> None:
+        name = body["metadata"]["name"]
+        for attempt in range(self._attempts):
+            try:
+                await create_job(store, body)
+            except StoreUnavailable as exc:
+                log.info("creating ReportJob %s failed (attempt %d): %s", name, attempt + 1, exc)
+                await asyncio.sleep(self._backoff * 2**attempt)
+                continue
+            CREATES.labels("created").inc()
+            return
+        CREATES.labels("left").inc()
+        log.warning("ReportJob %s not created; its claim is completed by the operator", name)
