@@ -10,13 +10,17 @@ sweep creates it too (docs/design.md, "Submission").
 import asyncio
 import logging
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from reportjobs_gateway.ports import JobStore, ReportJob, StoreUnavailable
 from reportjobs_gateway.submission import create_job
 
 log = logging.getLogger(__name__)
 
+IN_FLIGHT = Gauge(
+    "reportjobs_gateway_background_creates_in_flight",
+    "ReportJobs of won claims whose create has not finished yet",
+)
 CREATES = Counter(
     "reportjobs_gateway_background_creates",
     "ReportJobs of won claims created after the 201, by outcome: created, or left (every "
@@ -30,10 +34,15 @@ for _outcome in ("created", "left"):
 class BackgroundCreates:
     """Creates ReportJobs after their submissions were answered; `drain()` on shutdown."""
 
-    def __init__(self, *, attempts: int = 6, backoff_seconds: float = 0.1) -> None:
+    def __init__(
+        self, *, attempts: int = 16, backoff_seconds: float = 0.1, max_backoff_seconds: float = 5
+    ) -> None:
+        """By default, retries for about a minute (0.1 s doubling up to 5 s between attempts)."""
         self._attempts = attempts
         self._backoff = backoff_seconds
+        self._max_backoff = max_backoff_seconds
         self._tasks: set[asyncio.Task[None]] = set()
+        IN_FLIGHT.set_function(self.__len__)
 
     def start(self, body: ReportJob, *, store: JobStore) -> None:
         task = asyncio.create_task(self._create(body, store))
@@ -55,7 +64,7 @@ class BackgroundCreates:
                 await create_job(store, body)
             except StoreUnavailable as exc:
                 log.info("creating ReportJob %s failed (attempt %d): %s", name, attempt + 1, exc)
-                await asyncio.sleep(self._backoff * 2**attempt)
+                await asyncio.sleep(min(self._backoff * 2**attempt, self._max_backoff))
                 continue
             CREATES.labels("created").inc()
             return

@@ -114,7 +114,12 @@ def test_kubectl_get_reportjobs_is_a_first_class_view(
             timeout=60,
         ).stdout
 
-    output = table()
+    # The ReportJob is created right after the 201 (docs/design.md, "Submission").
+    def listed() -> str | None:
+        text = table()
+        return text if answer.body["job_id"] in text else None
+
+    output = wait_until(listed, timeout=30, what="kubectl get rj to list the job")
     header = output.splitlines()[0].split()
     assert header == ["NAME", "OBJECT", "STATUS", "SLEEP", "ATTEMPTS", "AGE"], output
     assert answer.body["job_id"] in output

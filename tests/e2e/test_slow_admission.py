@@ -28,9 +28,10 @@ def _one_job_and_one_batch_job(
     gateway: Gateway, cluster: Cluster, namespace: str, job_id: str
 ) -> None:
     """One ReportJob, run to the end by one batch Job (the operator deletes Jobs once their
-    outcome is recorded, so Jobs are counted by the uids their events name)."""
-    assert [rj["metadata"]["name"] for rj in cluster.reportjobs(namespace)] == [job_id]
+    outcome is recorded, so Jobs are counted by the uids their events name). The ReportJob is
+    created after the 201, its create held by the webhook too: it is counted once it ran."""
     assert wait_terminal(gateway, job_id, timeout=180)["status"] == "Succeeded"
+    assert [rj["metadata"]["name"] for rj in cluster.reportjobs(namespace)] == [job_id]
     assert cluster.job_uids(namespace) == {job_id: 1}
 
 
