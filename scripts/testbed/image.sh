@@ -12,7 +12,7 @@ cd "$REPO_ROOT"
 
 inputs_hash() { # every file the Dockerfile can copy, as git sees the working tree
   git ls-files -co --exclude-standard -- Dockerfile requirements.lock pyproject.toml \
-    model gateway operator worker | LC_ALL=C sort | while read -r f; do
+    model kube gateway operator worker | LC_ALL=C sort | while read -r f; do
     [[ -f $f ]] && sha256sum "$f"
   done | sha256sum | cut -c1-12
 }
