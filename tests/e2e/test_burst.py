@@ -73,6 +73,9 @@ def test_a_burst_of_jobs_all_finish_once_without_restarts(
     assert phases == {"Succeeded": BURST}, phases
     assert all(count == 0 for count in restarts.values()), restarts
     creates = job_creates(namespace, mark)
-    if creates is not None:
-        assert len(creates) == BURST
-        assert set(creates.values()) == {1}, {k: v for k, v in creates.items() if v > 1}
+    attempts = job_creates(namespace, mark, answered=False)
+    if creates is not None and attempts is not None:
+        assert len(attempts) == BURST  # every job's Job was asked for (a 500 may have committed)
+        assert all(count == 1 for count in creates.values()), {
+            k: v for k, v in creates.items() if v > 1
+        }

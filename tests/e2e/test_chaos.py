@@ -204,8 +204,9 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
     # Every accepted job had its Job, seen by the watch (and by the audit log, where there is
     # one: a check that the second detector is not blind).
     assert set(accepted.values()) <= job_watch.names
-    if audit is not None:
-        assert set(accepted.values()) <= set(audit), "the audit log misses Job creates"
+    attempts = job_creates(namespace, audit_from, answered=False)
+    if attempts is not None:  # a create answered 500 during the etcd freeze may have committed
+        assert set(accepted.values()) <= set(attempts), "the audit log misses Job creates"
 
 
 def test_the_extra_job_detectors_see_a_job_created_twice(namespace: str, cluster: Cluster) -> None:
