@@ -6,7 +6,7 @@ claims the window by writing the shard with the resourceVersion it read (or by c
 shard, which is never deleted), and the API server lets exactly one such write win. The winner
 is answered 201 at once: the written claim is the accepted job. Its ReportJob is created right
 after (`Submitted.to_create`, by the caller, in the background); anyone who finds the claim
-without its job creates the same job (`job_of`, `claimed_job`), and so does the operator's
+without its job creates the same job (`_job_of`, `claimed_job`), and so does the operator's
 sweep, so a crash in between loses nothing. Nothing here depends on how long a request takes
 between being stamped, admitted and committed.
 
