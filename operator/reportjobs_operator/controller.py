@@ -22,6 +22,7 @@ from reportjobs_operator.metrics import (
     QUEUE_DEPTH,
     RECONCILE_SECONDS,
     RECONCILES,
+    SWEPT,
 )
 from reportjobs_operator.reconcile import Policy, Reconciler
 from reportjobs_operator.windows import WindowSweep
@@ -52,7 +53,9 @@ async def _resync(
     while True:
         await asyncio.sleep(interval)
         try:
-            await sweep.run()
+            swept = await sweep.run()
+            SWEPT.labels("pruned").inc(swept.pruned)
+            SWEPT.labels("completed").inc(swept.completed)
         except Exception:
             log.exception("sweeping the dedup window shards failed")
         for name in reconciler.unsettled(index.reportjobs):

@@ -20,3 +20,11 @@ INDEX_OBJECTS = Gauge(
     "reportjobs_operator_index_objects", "Objects in the watch-fed index", ["kind"]
 )
 LEADING = Gauge("reportjobs_operator_leading", "1 while this replica holds the lease")
+SWEPT = Counter(
+    "reportjobs_operator_window_sweep",
+    "The window shards' sweep: shards pruned of closed claims, and ReportJobs created from claims "
+    "found without one (their gateway died after the 201)",
+    ["outcome"],
+)
+for _outcome in ("pruned", "completed"):
+    SWEPT.labels(_outcome)
