@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import ssl as ssl_
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -45,12 +46,39 @@ from reportjobs_model.window import Claim  # noqa: E402
 KUBECTL = "/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl"
 
 
+CPU_OF = {  # the processes on this machine whose CPU each phase costs, by /proc/<pid>/comm
+    "kube-apiserver": "kube-apiserver",
+    "etcd": "etcd",
+    "gateways": "reportjobs-gate",
+    "operators": "reportjobs-oper",
+}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of the test bed's processes (CPU_OF), and this client's."""
+    totals = dict.fromkeys(CPU_OF, 0.0)
+    for proc in Path("/proc").iterdir():
+        try:
+            comm = (proc / "comm").read_text().strip()
+            kinds = [kind for kind, name in CPU_OF.items() if comm == name]
+            if kinds:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                totals[kinds[0]] += (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    totals["client"] = time.process_time()
+    return totals
+
+
 @dataclass
 class Phase:
     name: str
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process kind used during the phase (cpu_seconds deltas)."""
 
     @property
     def rate(self) -> float:
@@ -86,9 +114,12 @@ async def drive(
                 statuses[answer.status] = statuses.get(answer.status, 0) + 1
             latencies.append(time.perf_counter() - started)
 
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Phase(name, time.perf_counter() - started, latencies, statuses)
+    elapsed = time.perf_counter() - started
+    cpu = {kind: used - cpu_before[kind] for kind, used in cpu_seconds().items()}
+    return Phase(name, elapsed, latencies, statuses, cpu)
 
 
 def kubectl(kubeconfig: str, *args: str) -> str:
@@ -127,6 +158,18 @@ def show(phase: Phase) -> None:
         f"p50={phase.p50 * 1000:6.1f} ms p99={phase.pct(0.99) * 1000:6.1f} ms "
         f"max={max(phase.latencies) * 1000:6.1f} ms statuses={phase.statuses}"
     )
+    if phase.cpu:
+        each = ", ".join(
+            f"{kind} {used * 1000 / len(phase.latencies):.2f}" for kind, used in phase.cpu.items()
+        )
+        print(f"{'':>14}  CPU ms per request (during the phase): {each}")
+
+
+def combined(name: str, phases: list[Phase]) -> Phase:
+    """The rounds of one kind as one phase."""
+    cpu = {kind: sum(p.cpu.get(kind, 0.0) for p in phases) for kind in phases[0].cpu}
+    latencies = [x for p in phases for x in p.latencies]
+    return Phase(name, sum(p.seconds for p in phases), latencies, {}, cpu)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -195,24 +238,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"p50 {new.p50 / raw.p50:.2f}x, p99 {new.pct(0.99) / raw.pct(0.99):.2f}x"
             )
         after = await gateway_metrics(session, args.url, args.gateways)
-    raw = Phase(
-        "raw",
-        sum(p.seconds for p in results["raw"]),
-        [x for p in results["raw"] for x in p.latencies],
-        {},
-    )
-    new = Phase(
-        "new",
-        sum(p.seconds for p in results["new"]),
-        [x for p in results["new"] for x in p.latencies],
-        {},
-    )
-    dedup = Phase(
-        "dedup",
-        sum(p.seconds for p in results["dedup"]),
-        [x for p in results["dedup"] for x in p.latencies],
-        {},
-    )
+    raw, new, dedup = (combined(kind, results[kind]) for kind in ("raw", "new", "dedup"))
     print(f"\nall rounds, concurrency {args.concurrency}:")
     for phase in (raw, new, dedup):
         show(phase)

@@ -437,13 +437,26 @@ def leftovers(api: client.ApiClient, namespace: str) -> int:
 
 def delete_jobs(api: client.ApiClient, namespace: str, *, timeout: float = 900) -> None:
     """Delete the ReportJobs (their Jobs and pods follow by garbage collection) and the direct
-    Jobs with their pods; wait until none is left."""
-    client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
-        crd.GROUP, crd.VERSION, namespace, crd.PLURAL
-    )
-    client.BatchV1Api(api).delete_collection_namespaced_job(
-        namespace, label_selector=DIRECT, propagation_policy="Background"
-    )
+    Jobs with their pods; wait until none is left. A collection delete of thousands may answer
+    504 after the API server's request timeout while it goes on deleting: then it is asked again
+    (what is gone is not deleted twice) until it answers."""
+
+    def deleted() -> bool:
+        try:
+            client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
+                crd.GROUP, crd.VERSION, namespace, crd.PLURAL
+            )
+            client.BatchV1Api(api).delete_collection_namespaced_job(
+                namespace, label_selector=DIRECT, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if error.status not in (429, 500, 503, 504):
+                raise
+            print(f"  deleting: {error.status} {error.reason}, asking again")
+            return False
+        return True
+
+    wait_until(deleted, timeout=timeout, what="the collection deletes to be answered")
     wait_until(lambda: leftovers(api, namespace) == 0, timeout=timeout, what="the jobs to go")
 
 
