@@ -1,4 +1,5 @@
-"""Dependencies of the routes (overridable in tests)."""
+"""Dependencies of the routes (overridable in tests). They are `async def`: FastAPI runs a plain
+`def` dependency in a worker thread, a thread hop per dependency and request."""
 
 from typing import Annotated
 
@@ -9,22 +10,22 @@ from reportjobs_gateway.ports import Cache, JobStore
 from reportjobs_gateway.settings import GatewaySettings
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> JobStore:
+async def get_store(request: Request) -> JobStore:
     store: JobStore = request.app.state.store
     return store
 
 
-def get_cache(request: Request) -> Cache | None:
+async def get_cache(request: Request) -> Cache | None:
     cache: Cache | None = request.app.state.caches
     return cache
 
 
-def get_creates(request: Request) -> BackgroundCreates:
+async def get_creates(request: Request) -> BackgroundCreates:
     creates: BackgroundCreates = request.app.state.creates
     return creates
 
