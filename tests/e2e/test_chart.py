@@ -76,6 +76,9 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert not can_i(cluster, namespace, gateway, "get", "secrets")
     assert can_i(cluster, namespace, operator, "create", "jobs", "batch")
     assert can_i(cluster, namespace, operator, "update", "reportjobs/status", "reportjobs.io")
+    # It creates the ReportJob of a claim found without one (its gateway died after the 201).
+    assert can_i(cluster, namespace, operator, "create", "reportjobs", "reportjobs.io")
+    assert not can_i(cluster, namespace, operator, "update", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, operator, "get", "secrets")
     assert not can_i(cluster, "default", operator, "create", "jobs", "batch")
     # The dedup window shards: the gateway reads and replaces them by name only, and deletes
