@@ -225,10 +225,26 @@ async def claimed_job(store: JobStore, *, job_id: str) -> ReportJob | None:
     names `job_id` (an unknown job, or one whose claim is gone)."""
     if not is_job_name(job_id):
         return None
-    shard, key = place_of_job(job_id)
-    read = await store.get_window(shard)
-    data = (read.obj or {}).get("data") or {}
-    claim = claim_of(data[key]) if key in data else None
+    claim = await _claim_in(store, *place_of_job(job_id))
     if claim is None or claim.job_name != job_id or claim.object_id is None:
         return None
     return await _job_of(store, object_id=claim.object_id, claim=claim)
+
+
+async def unlisted_claimed_job(
+    store: JobStore, *, object_id: str, listed: set[str]
+) -> ReportJob | None:
+    """The job the object's claim names when a list of its ReportJobs (`listed`, names) missed
+    it: answered 201, its ReportJob still being created (or its creator died). Read after the
+    list, from the API; the job is created from the claim if it is missing."""
+    claim = await _claim_in(store, shard_name(object_id), entry_key(object_id))
+    if claim is None or claim.object_id != object_id or claim.job_name in listed:
+        return None
+    return await _job_of(store, object_id=object_id, claim=claim)
+
+
+async def _claim_in(store: JobStore, shard: str, key: str) -> Claim | None:
+    """The claim under `key` in the shard as the API has it now (open or closed)."""
+    read = await store.get_window(shard)
+    data = (read.obj or {}).get("data") or {}
+    return claim_of(data[key]) if key in data else None

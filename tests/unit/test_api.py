@@ -392,3 +392,17 @@ def test_a_job_answered_before_its_reportjob_exists_is_found_by_its_claim(
     assert response.json()["object_id"] == "early"
     assert job_id in store.objects
     assert client.get(f"/jobs/{job_id[:-1]}9").status_code == 404  # no claim names it
+
+
+def test_the_list_shows_a_job_whose_reportjob_is_still_being_created(
+    client: TestClient, store: FakeStore
+) -> None:
+    outcome = asyncio.run(submit(store, object_id="listed", timeout_seconds=30, window_seconds=W))
+    job_id = outcome.job["metadata"]["name"]
+    assert job_id not in store.objects
+    listed = client.get("/jobs", params={"object_id": "listed"})
+    assert listed.status_code == 200, listed.text
+    assert [item["job_id"] for item in listed.json()["items"]] == [job_id]
+    assert job_id in store.objects  # created from its claim
+    again = client.get("/jobs", params={"object_id": "listed"})
+    assert [item["job_id"] for item in again.json()["items"]] == [job_id]

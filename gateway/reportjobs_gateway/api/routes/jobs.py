@@ -16,11 +16,11 @@ from reportjobs_gateway.schemas import (
     ValidationErrorPublic,
 )
 from reportjobs_gateway.settings import GatewaySettings
-from reportjobs_gateway.submission import claimed_job, submit
+from reportjobs_gateway.submission import claimed_job, submit, unlisted_claimed_job
 from reportjobs_gateway.views import newest_first, to_public
 from reportjobs_model import labels
 from reportjobs_model.naming import is_job_name, object_hash
-from reportjobs_model.reportjob import spec_of
+from reportjobs_model.reportjob import name_of, spec_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -93,9 +93,15 @@ async def submit_job(
 
 @router.get("", responses=_ERRORS)
 async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) -> JobList:
-    """Jobs of `object_id`, newest first."""
+    """Jobs of `object_id`, newest first (its newest may be a claim whose ReportJob is still
+    being created: it is listed too)."""
     found = await store.list(label_selector=f"{labels.OBJECT_HASH}={object_hash(object_id)}")
     mine = [rj for rj in found if spec_of(rj).get("objectId") == object_id]
+    claimed = await unlisted_claimed_job(
+        store, object_id=object_id, listed={name_of(rj) for rj in mine}
+    )
+    if claimed is not None:
+        mine.append(claimed)
     return JobList(items=[to_public(rj) for rj in newest_first(mine)])
 
 
