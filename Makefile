@@ -81,6 +81,8 @@ bench: venv ## Benchmarks that print their numbers (needs `make up`; the operato
 	  --json $(BENCH_OUT)/operator_cost.json
 	$(EXCLUSIVE) $(PY) tests/bench/operator_memory.py --json $(BENCH_OUT)/operator_memory.json \
 	  --profile-out $(BENCH_OUT)/operator-profile.txt
+	$(EXCLUSIVE) $(PY) tests/bench/operator_scaling.py --count $(BENCH_COUNT) \
+	  --json $(BENCH_OUT)/operator_scaling.json
 	$(PY) tests/bench/summary.py $(BENCH_OUT)
 
 .PHONY: clean

@@ -151,5 +151,7 @@ class KubeStore:
     async def _connected(self) -> KubeClient:
         async with self._connecting:
             if self._client is None:
-                self._client = await KubeClient.connect(timeout_seconds=self._timeout)
+                self._client = await KubeClient.connect(
+                    timeout_seconds=self._timeout, user_agent="reportjobs-gateway"
+                )
             return self._client

@@ -40,26 +40,42 @@ def server_time_of(headers: Mapping[str, str]) -> float:
     return unix_of_http_date(date)
 
 
+CONNECTIONS = 256
+"""At once, watches included: an operator replica holding every one of 16 shards has 48."""
+
+MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = "reportjobs"
+
+
 class KubeClient:
     """Requests and watches against one API server; made by `connect()` (or with a session)."""
 
-    def __init__(self, *, connection: Connection, timeout_seconds: float) -> None:
+    def __init__(
+        self, *, connection: Connection, timeout_seconds: float, user_agent: str = USER_AGENT
+    ) -> None:
         self._connection = connection
+        self._user_agent = user_agent
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        connector = aiohttp.TCPConnector(ssl=connection.ssl, limit=64, enable_cleanup_closed=True)
+        connector = aiohttp.TCPConnector(
+            ssl=connection.ssl, limit=CONNECTIONS, enable_cleanup_closed=True
+        )
         self._session = aiohttp.ClientSession(
             base_url=None, connector=connector, json_serialize=json.dumps
         )
 
     @classmethod
-    async def connect(cls, *, timeout_seconds: float) -> Self:
-        return cls(connection=load_connection(), timeout_seconds=timeout_seconds)
+    async def connect(cls, *, timeout_seconds: float, user_agent: str = USER_AGENT) -> Self:
+        """`user_agent`: e.g. reportjobs-operator/<pod>; the API server's audit log records it,
+        and server-side field managers are named after its first part."""
+        return cls(
+            connection=load_connection(), timeout_seconds=timeout_seconds, user_agent=user_agent
+        )
 
     async def close(self) -> None:
         await self._session.close()
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         authorization = self._connection.credentials.authorization()
         if authorization:
             headers["Authorization"] = authorization
@@ -72,18 +88,23 @@ class KubeClient:
         *,
         query: Mapping[str, str] | None = None,
         body: Obj | None = None,
+        content_type: str | None = None,
     ) -> Answer:
-        """One request; raises NotFound, Conflict, Gone, Answered or Unreachable."""
+        """One request; raises NotFound, Conflict, Gone, Answered or Unreachable. A body is sent
+        as JSON, with `content_type` (e.g. MERGE_PATCH) when given."""
         verb, resource = verb_and_resource(method, path, watch=False)
         started = time.perf_counter()
         code = "error"
+        headers = self._headers()
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         try:
             async with self._session.request(
                 method,
                 self._connection.server + path,
                 params=query,
                 json=body,
-                headers=self._headers(),
+                headers=headers,
                 timeout=self._timeout,
             ) as response:
                 code = str(response.status)

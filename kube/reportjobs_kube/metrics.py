@@ -24,7 +24,9 @@ def verb_and_resource(method: str, path: str, *, watch: bool) -> tuple[str, str]
         parts = parts[2:] if parts and parts[0] == "api" else parts[3:]
     resource = "/".join(parts[:1] + parts[2:3])
     named = len(parts) >= 2
-    verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method)
+    if method == "DELETE":
+        verb = "delete" if named else "deletecollection"
     if verb is None:
         verb = "watch" if watch else "get" if named else "list"
     return verb, resource

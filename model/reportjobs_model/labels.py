@@ -14,6 +14,10 @@ OPERATOR: Final = "reportjobs-operator"
 OBJECT_HASH: Final = "reportjobs.io/object-hash"
 """Key of the label carrying object_hash(objectId) on every ReportJob."""
 
+BUCKET: Final = "reportjobs.io/bucket"
+"""Key of the label carrying a ReportJob's shard bucket (shards.bucket_of its name) on the
+ReportJob, its Job and its worker pods."""
+
 REPORTJOB: Final = "reportjobs.io/reportjob"
 """Key of the label naming the owning ReportJob on Jobs and worker pods."""
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from reportjobs_model import crd, labels
 from reportjobs_model.naming import object_hash
+from reportjobs_model.shards import bucket_of
 from reportjobs_model.timestamps import format_unix, unix_of
 from reportjobs_model.window import Claim
 
@@ -23,6 +24,7 @@ def build_reportjob(*, object_id: str, claim: Claim) -> dict[str, Any]:
             "labels": {
                 labels.MANAGED_BY: labels.GATEWAY,
                 labels.OBJECT_HASH: object_hash(object_id),
+                labels.BUCKET: str(bucket_of(claim.job_name)),
             },
         },
         "spec": {

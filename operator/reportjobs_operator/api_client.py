@@ -1,21 +1,38 @@
-"""The operator's requests to the Kubernetes API, besides its watches (one namespace)."""
+"""The operator's requests to the Kubernetes API, besides its watches (one namespace).
+
+A KubeApi made for one shard is fenced: `holds()` is asked right before every write, and a write
+is not sent once it says no (ports.Fenced). sharding.py says when a replica holds a shard.
+"""
+
+from collections.abc import Callable
 
 from reportjobs_kube import paths
-from reportjobs_kube.client import KubeClient
+from reportjobs_kube.client import MERGE_PATCH, KubeClient
 from reportjobs_kube.errors import Conflict as KubeConflict
 from reportjobs_kube.errors import NotFound
 from reportjobs_model import labels
-from reportjobs_operator.ports import Conflict, Obj
+from reportjobs_operator.ports import Conflict, Fenced, Obj
 
 WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
+
+
+def _always() -> bool:
+    return True
 
 
 class KubeApi:
     """Implements ReconcileApi, LeaseApi and WindowApi."""
 
-    def __init__(self, *, client: KubeClient, namespace: str) -> None:
+    def __init__(
+        self, *, client: KubeClient, namespace: str, holds: Callable[[], bool] = _always
+    ) -> None:
         self._client = client
         self._namespace = namespace
+        self._holds = holds
+
+    def _fence(self) -> None:
+        if not self._holds():
+            raise Fenced("this replica no longer holds the shard")
 
     async def _read(self, path: str) -> Obj | None:
         try:
@@ -23,14 +40,19 @@ class KubeApi:
         except NotFound:
             return None
 
-    async def _write(self, method: str, path: str, body: Obj) -> Obj:
+    async def _write(
+        self, method: str, path: str, body: Obj, *, content_type: str | None = None
+    ) -> Obj:
+        self._fence()
         try:
-            return (await self._client.request(method, path, body=body)).data
+            answer = await self._client.request(method, path, body=body, content_type=content_type)
+            return answer.data
         except KubeConflict as exc:
             raise Conflict(exc.reason) from exc
 
     async def _delete(self, path: str, *, uid: str) -> None:
         """A no-op when it is gone (404) or is another object of that name (409)."""
+        self._fence()
         try:
             await self._client.request("DELETE", path, body=paths.delete_options(uid=uid))
         except (NotFound, KubeConflict):
@@ -61,8 +83,29 @@ class KubeApi:
     async def delete_job(self, *, name: str, uid: str) -> None:
         await self._delete(paths.jobs(self._namespace, name), uid=uid)
 
-    async def get_lease(self, *, name: str) -> Obj | None:
-        return await self._read(paths.leases(self._namespace, name))
+    async def stop_job(self, *, name: str, uid: str) -> Obj:
+        # A uid that differs from the stored one is refused (uid is immutable): 422.
+        patch = {"metadata": {"uid": uid}, "spec": {"activeDeadlineSeconds": 1}}
+        path = paths.jobs(self._namespace, name)
+        try:
+            return await self._write("PATCH", path, patch, content_type=MERGE_PATCH)
+        except NotFound as exc:  # deleted meanwhile: the next pass finds it gone
+            raise Conflict("the Job is gone") from exc
+
+    async def delete_pods_of(self, *, reportjob: str) -> None:
+        self._fence()
+        query = {"labelSelector": f"{labels.REPORTJOB}={reportjob}"}
+        await self._client.request("DELETE", paths.pods(self._namespace), query=query)
+
+    async def list_leases(self, *, label_selector: str) -> list[Obj]:
+        answer = await self._client.request(
+            "GET", paths.leases(self._namespace), query={"labelSelector": label_selector}
+        )
+        items: list[Obj] = answer.data.get("items") or []
+        return items
+
+    async def delete_lease(self, *, name: str, uid: str) -> None:
+        await self._delete(paths.leases(self._namespace, name), uid=uid)
 
     async def create_lease(self, *, body: Obj) -> Obj:
         return await self._write("POST", paths.leases(self._namespace), body)

@@ -1,21 +1,28 @@
-"""What the lease holder runs: the index's watches, reconcile workers, and periodic resync.
+"""What a replica runs for the shards it holds: per shard an index (three watches), a work queue
+and reconcile workers; per replica the window sweep over the shards it holds.
 
-The resync sweeps the dedup window shards (windows.py: one list per interval; claims left
-without their ReportJob are completed, closed claims pruned, and ReportJobs whose claim is gone
-released to retention), then re-queues every ReportJob that is not settled, from the index (no
-requests): it catches what no event announces, like retention and the start deadline.
+A shard's work starts when sharding.py takes its Lease and stops when it lets go; every write
+of the shard's work is fenced (api_client.py). The resync sweeps the dedup window shards
+(windows.py: one list per interval; claims left without their ReportJob are completed, closed
+claims pruned, and ReportJobs whose claim is gone released to retention), then re-queues every
+ReportJob that is not settled, from the indexes (no requests): it catches what no event
+announces, like retention and the start deadline.
 """
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from reportjobs_kube.client import KubeClient
 from reportjobs_kube.informer import running
+from reportjobs_model.shards import selector_of, shard_of
 from reportjobs_operator.api_client import KubeApi
 from reportjobs_operator.index import Index
+from reportjobs_operator.leases import Fence
 from reportjobs_operator.metrics import (
     INDEX_OBJECTS,
     JOB_LAG,
@@ -24,99 +31,207 @@ from reportjobs_operator.metrics import (
     RECONCILES,
     SWEPT,
 )
+from reportjobs_operator.ports import Fenced
 from reportjobs_operator.reconcile import Policy, Reconciler
 from reportjobs_operator.windows import WindowSweep
 from reportjobs_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-
-async def _work(queue: WorkQueue, reconciler: Reconciler) -> None:
-    while True:
-        name = await queue.get()
-        started = time.perf_counter()
-        failed = False
-        try:
-            await reconciler.reconcile(name=name)
-        except Exception:
-            failed = True
-            log.exception("reconcile of %s failed; retrying after a backoff", name)
-        finally:
-            RECONCILES.labels("error" if failed else "ok").inc()
-            RECONCILE_SECONDS.observe(time.perf_counter() - started)
-            queue.done(name, failed=failed)
+STOP_GRACE_SECONDS = 5.0
+"""How long a shard's reconciles in flight may take to finish when it is let go (their writes
+are fenced meanwhile)."""
 
 
-async def _resync(
-    queue: WorkQueue, reconciler: Reconciler, index: Index, sweep: WindowSweep, interval: float
-) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            swept = await sweep.run()
-            SWEPT.labels("pruned").inc(swept.pruned)
-            SWEPT.labels("completed").inc(swept.completed)
-        except Exception:
-            log.exception("sweeping the dedup window shards failed")
-        for name in reconciler.unsettled(index.reportjobs):
-            queue.add(name)
+RESTART_SECONDS = 5.0
 
 
-def _count(index: Index) -> None:
-    for kind, informer in (
-        ("reportjob", index.reportjobs),
-        ("job", index.jobs),
-        ("pod", index.pods),
-    ):
-        INDEX_OBJECTS.labels(kind).set_function(informer.__len__)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaConfig:
+    namespace: str
+    shards: int
+    policy: Policy
+    workers: int
+    """Reconciles at once in this replica, over all its shards."""
+    resync_seconds: float
 
 
-async def run_controller(
-    stop: asyncio.Event,
-    *,
-    client: KubeClient,
-    namespace: str,
-    policy: Policy,
-    workers: int,
-    resync_seconds: float,
-    on_synced: Callable[[], None],
-) -> None:
-    """Run until `stop` is set."""
-    queue = WorkQueue()
-    index = Index(client=client, namespace=namespace, wake=queue.add)
-    api = KubeApi(client=client, namespace=namespace)
-    sweep = WindowSweep(api=api, indexed=index.reportjob_names)
-    reconciler = Reconciler(
-        api=api,
-        cache=index,
-        policy=policy,
-        released=sweep.released,
-        on_job_created=JOB_LAG.observe,
-    )
-    QUEUE_DEPTH.set_function(queue.__len__)
-    _count(index)
-    async with running(*index.informers) as watching:
-        log.info(
-            "index synced: %d ReportJobs, %d Jobs, %d pods",
-            len(index.reportjobs),
-            len(index.jobs),
-            len(index.pods),
+@dataclass(slots=True)
+class Shard:
+    """One held shard's work."""
+
+    number: int
+    fence: Fence
+    index: Index
+    queue: WorkQueue
+    reconciler: Reconciler
+    task: "asyncio.Task[None] | None" = None
+    synced: bool = False
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Replica:
+    """Implements sharding.ShardWork."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        config: ReplicaConfig,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._on_change = on_change
+        self._shards: dict[int, Shard] = {}
+        self._slots = asyncio.Semaphore(config.workers)
+        self._sweep = WindowSweep(
+            api=KubeApi(client=client, namespace=config.namespace),
+            indexed=self._indexed,
+            owns=self.owns,
         )
-        on_synced()
-        tasks = [asyncio.create_task(_work(queue, reconciler)) for _ in range(workers)]
-        tasks.append(asyncio.create_task(_resync(queue, reconciler, index, sweep, resync_seconds)))
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            done, _ = await asyncio.wait(
-                [stopping, *watching, *tasks], return_when=asyncio.FIRST_COMPLETED
+        QUEUE_DEPTH.set_function(lambda: sum(len(s.queue) for s in self._shards.values()))
+        for position, kind in enumerate(("reportjob", "job", "pod")):
+            INDEX_OBJECTS.labels(kind).set_function(functools.partial(self._count, position))
+
+    def held(self) -> list[int]:
+        return sorted(self._shards)
+
+    def synced(self) -> list[int]:
+        return sorted(number for number, shard in self._shards.items() if shard.synced)
+
+    def owns(self, name: str) -> bool:
+        """Whether this replica acts on the ReportJob of this name now (its shard is held,
+        fenced and synced)."""
+        shard = self._shards.get(shard_of(name, shards=self._config.shards))
+        return shard is not None and shard.synced and shard.fence.holds()
+
+    def _indexed(self) -> set[str]:
+        names: set[str] = set()
+        for shard in self._shards.values():
+            if shard.synced:
+                names |= shard.index.reportjob_names()
+        return names
+
+    def _count(self, position: int) -> int:
+        """Objects of one kind over the shards' indexes (position in Index.informers)."""
+        return sum(len(s.index.informers[position]) for s in self._shards.values())
+
+    # sharding.ShardWork
+    def start(self, shard: int, fence: Fence) -> None:
+        config = self._config
+        queue = WorkQueue()
+        index = Index(
+            client=self._client,
+            namespace=config.namespace,
+            selector=selector_of(shard, shards=config.shards),
+            wake=queue.add,
+        )
+        api = KubeApi(client=self._client, namespace=config.namespace, holds=fence.holds)
+        reconciler = Reconciler(
+            api=api,
+            cache=index,
+            policy=config.policy,
+            released=self._sweep.released,
+            on_job_created=JOB_LAG.observe,
+        )
+        work = Shard(number=shard, fence=fence, index=index, queue=queue, reconciler=reconciler)
+        self._shards[shard] = work
+        work.task = asyncio.create_task(self._run(work))
+
+    async def stop(self, shard: int) -> None:
+        work = self._shards.pop(shard, None)
+        self._on_change()
+        if work is None or work.task is None:
+            return
+        work.stopping.set()
+        done, _ = await asyncio.wait({work.task}, timeout=STOP_GRACE_SECONDS)
+        if not done:
+            work.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await work.task
+
+    async def _run(self, shard: Shard) -> None:
+        """Serve the shard until it is let go; a failure (a bug: the API's errors are retried
+        inside) starts it over."""
+        while not shard.stopping.is_set():
+            try:
+                await self._serve(shard)
+            except Exception:
+                log.exception("the work of shard %d failed; starting it over", shard.number)
+                shard.synced = False
+                await _wait(shard.stopping, RESTART_SECONDS)
+
+    async def _serve(self, shard: Shard) -> None:
+        async with running(*shard.index.informers) as watching:
+            shard.synced = True
+            self._on_change()
+            log.info(
+                "shard %d synced: %d ReportJobs, %d Jobs, %d pods",
+                shard.number,
+                len(shard.index.reportjobs),
+                len(shard.index.jobs),
+                len(shard.index.pods),
             )
-        finally:
-            for task in [stopping, *tasks]:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if stopping not in done:
-            for task in done:
-                task.result()  # its exception, if it has one
-            raise RuntimeError("a watch or worker of the operator ended by itself")
+            workers = [asyncio.create_task(self._work(shard)) for _ in range(self._config.workers)]
+            tasks = [*workers, asyncio.create_task(self._requeue(shard))]
+            stopping = asyncio.create_task(shard.stopping.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    [stopping, *watching, *tasks], return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for task in [stopping, *tasks]:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if stopping not in done:
+                for task in done:
+                    task.result()  # its exception, if it has one
+                raise RuntimeError(f"a watch or worker of shard {shard.number} ended by itself")
+
+    async def _work(self, shard: Shard) -> None:
+        queue, reconciler = shard.queue, shard.reconciler
+        while True:
+            name = await queue.get()
+            started = time.perf_counter()
+            failed = False
+            try:
+                async with self._slots:
+                    await reconciler.reconcile(name=name)
+            except Fenced:
+                log.info(
+                    "shard %d is no longer held; %s left to its next owner", shard.number, name
+                )
+            except Exception:
+                failed = True
+                log.exception("reconcile of %s failed; retrying after a backoff", name)
+            finally:
+                RECONCILES.labels("error" if failed else "ok").inc()
+                RECONCILE_SECONDS.observe(time.perf_counter() - started)
+                queue.done(name, failed=failed)
+
+    async def _requeue(self, shard: Shard) -> None:
+        while True:
+            await asyncio.sleep(self._config.resync_seconds)
+            for name in shard.reconciler.unsettled(shard.index.reportjobs):
+                shard.queue.add(name)
+
+    async def sweep(self, stop: asyncio.Event) -> None:
+        """The window sweep, once per resync interval, over the shards held, until stopped."""
+        while not await _wait(stop, self._config.resync_seconds):
+            if not self._shards:
+                continue
+            try:
+                swept = await self._sweep.run()
+                SWEPT.labels("pruned").inc(swept.pruned)
+                SWEPT.labels("completed").inc(swept.completed)
+            except Exception:
+                log.exception("sweeping the dedup window shards failed")
+
+
+async def _wait(flag: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(flag.wait(), timeout=seconds)
+    return flag.is_set()

@@ -3,14 +3,15 @@
 /healthz (liveness) fails only when the event loop itself has stalled: the loop stamps a
 heartbeat every second, and a heartbeat older than `stall_seconds` means it is stuck. A loop
 that is merely busy keeps stamping (every await point yields), so load never kills the pod.
-/readyz says whether this replica leads and whether its index has synced; /metrics is
-Prometheus' text format.
+/readyz says which shards this replica holds and which of them have synced their index;
+/metrics is Prometheus' text format.
 """
 
 import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,17 +21,22 @@ LOOP_LAG = Gauge("reportjobs_operator_loop_lag_seconds", "How late the last hear
 HEARTBEAT_SECONDS = 1.0
 
 
+def _none() -> list[int]:
+    return []
+
+
+def _none_members() -> list[str]:
+    return []
+
+
 @dataclass
 class Health:
+    identity: str = ""
     stall_seconds: float = 60.0
-    leading: bool = False
-    synced: bool = False
+    held: Callable[[], list[int]] = _none
+    synced: Callable[[], list[int]] = _none
+    members: Callable[[], list[str]] = _none_members
     heartbeat: float = field(default_factory=time.monotonic)
-
-    def set_leading(self, leading: bool) -> None:
-        self.leading = leading
-        if not leading:
-            self.synced = False
 
     def alive(self) -> bool:
         return time.monotonic() - self.heartbeat < self.stall_seconds
@@ -38,8 +44,10 @@ class Health:
     def report(self) -> dict[str, object]:
         return {
             "status": "ok" if self.alive() else "stalled",
-            "leading": self.leading,
-            "synced": self.synced,
+            "identity": self.identity,
+            "shards": self.held(),
+            "synced": self.synced(),
+            "members": self.members(),
             "heartbeatAgeSeconds": round(time.monotonic() - self.heartbeat, 3),
         }
 

@@ -1,4 +1,5 @@
-"""The operator's in-memory index: ReportJobs, their Jobs and worker pods, fed by three watches.
+"""The operator's in-memory index of one shard: its ReportJobs, their Jobs and worker pods, fed by
+three watches that select the shard's bucket labels on the server (reportjobs_model.shards).
 
 Reconcile reads only from here (ports.Cache). A change wakes the ReportJob it concerns only
 when something reconcile looks at changed (`relevant_*`), so the echo of our own write, a
@@ -84,26 +85,35 @@ def _owner(obj: Obj | None) -> str | None:
 class Index:
     """Implements ports.Cache; `wake(name)` is called for each relevant change."""
 
-    def __init__(self, *, client: KubeClient, namespace: str, wake: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        namespace: str,
+        selector: str,
+        wake: Callable[[str], None],
+    ) -> None:
+        """`selector`: the label selector of the shard (shards.selector_of)."""
         self._wake = wake
         self._pods_by_owner: dict[str, set[str]] = {}
         self.reportjobs = Informer(
             client=client,
             path=paths.reportjobs(namespace),
+            label_selector=selector,
             trim=without_managed_fields,
             on_change=self._on_reportjob,
         )
         self.jobs = Informer(
             client=client,
             path=paths.jobs(namespace),
-            label_selector=f"{labels.MANAGED_BY}={labels.OPERATOR}",
+            label_selector=f"{labels.MANAGED_BY}={labels.OPERATOR},{selector}",
             trim=trim_job,
             on_change=self._on_job,
         )
         self.pods = Informer(
             client=client,
             path=paths.pods(namespace),
-            label_selector=labels.REPORTJOB,
+            label_selector=f"{labels.REPORTJOB},{selector}",
             trim=trim_pod,
             on_change=self._on_pod,
         )

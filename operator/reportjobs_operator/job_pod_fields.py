@@ -34,6 +34,15 @@ def true_condition(job: Body, kind: str) -> Mapping[str, Any] | None:
     return None
 
 
+def is_finished(job: Body) -> bool:
+    """Complete or Failed: the Job controller starts no more pods for it."""
+    return any(true_condition(job, kind) is not None for kind in ("Complete", "Failed"))
+
+
+def is_deleting(obj: Body) -> bool:
+    return obj.get("metadata", {}).get("deletionTimestamp") is not None
+
+
 def _container_states(pod: Body) -> Iterator[Mapping[str, Any]]:
     for container in pod.get("status", {}).get("containerStatuses") or []:
         yield container.get("state") or {}

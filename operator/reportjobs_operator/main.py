@@ -1,24 +1,29 @@
-"""`reportjobs-operator`: stand by for the Lease, then run the controller until stopped or the
-lease is lost.
+"""`reportjobs-operator`: own a fair share of the shards (sharding.py) and run their work
+(controller.py) until SIGTERM, then hand them over.
 
-Exits non-zero when the lease is lost or the controller fails, so the pod restarts as a standby.
+Active/active: every replica works, each on the shards whose Leases it holds.
 """
 
 import asyncio
-import functools
+import contextlib
 import logging
 import signal
 import sys
 
 from reportjobs_kube.client import KubeClient
 from reportjobs_operator.api_client import KubeApi
-from reportjobs_operator.controller import run_controller
+from reportjobs_operator.controller import Replica, ReplicaConfig
 from reportjobs_operator.health import Health, beat, serve_health
-from reportjobs_operator.leadership import Elector, LeaseTerms, lead
+from reportjobs_operator.leases import LeaseTerms
 from reportjobs_operator.manifests import WorkerTemplate
-from reportjobs_operator.metrics import LEADING
+from reportjobs_operator.metrics import MEMBERS, SHARDS_TOTAL
 from reportjobs_operator.reconcile import Policy
 from reportjobs_operator.settings import OperatorConfig
+from reportjobs_operator.sharding import ShardLeases, ShardOwner
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILURE = 1
 
 
 def policy_of(config: OperatorConfig) -> Policy:
@@ -42,49 +47,58 @@ def policy_of(config: OperatorConfig) -> Policy:
 
 
 async def serve(config: OperatorConfig) -> int:
+    """Own shards until SIGTERM/SIGINT, then hand every one over; the process's exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    health = Health()
+    client = await KubeClient.connect(
+        timeout_seconds=config.api_timeout_seconds,
+        user_agent=f"reportjobs-operator/{config.pod_name}",
+    )
+    replica = Replica(
+        client=client,
+        config=ReplicaConfig(
+            namespace=config.namespace,
+            shards=config.shards,
+            policy=policy_of(config),
+            workers=config.workers,
+            resync_seconds=config.resync_seconds,
+        ),
+    )
+    owner = ShardOwner(
+        api=KubeApi(client=client, namespace=config.namespace),
+        leases=ShardLeases(
+            namespace=config.namespace, prefix=config.lease_name, shards=config.shards
+        ),
+        terms=LeaseTerms(identity=config.pod_name, duration_seconds=config.lease_duration_seconds),
+        work=replica,
+    )
+    health = Health(
+        identity=config.pod_name,
+        held=replica.held,
+        synced=replica.synced,
+        members=lambda: owner.members,
+    )
+    SHARDS_TOTAL.set(config.shards)
+    MEMBERS.set_function(lambda: len(owner.members))
     server = serve_health(health=health, port=config.health_port)
     heartbeat = asyncio.create_task(beat(health))
-    client = await KubeClient.connect(timeout_seconds=config.api_timeout_seconds)
-    terms = LeaseTerms(
-        namespace=config.namespace,
-        name=config.lease_name,
-        identity=config.pod_name,
-        duration_seconds=config.lease_duration_seconds,
-    )
-
-    def on_leading(leading: bool) -> None:
-        health.set_leading(leading)
-        LEADING.set(1 if leading else 0)
-
-    def on_synced() -> None:
-        health.synced = True
-
-    active = functools.partial(
-        run_controller,
-        client=client,
-        namespace=config.namespace,
-        policy=policy_of(config),
-        workers=config.workers,
-        resync_seconds=config.resync_seconds,
-        on_synced=on_synced,
-    )
+    sweep = asyncio.create_task(replica.sweep(stop))
+    code = 0
     try:
-        return await lead(
-            elector=Elector(api=KubeApi(client=client, namespace=config.namespace), terms=terms),
-            terms=terms,
-            run_active=active,
-            stop=stop,
-            on_leading=on_leading,
-        )
+        await owner.run(stop)
+    except Exception:
+        log.exception("the operator failed")
+        code = EXIT_FAILURE
     finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await sweep
         heartbeat.cancel()
         await client.close()
         server.shutdown()
+    return code
 
 
 def main() -> None:

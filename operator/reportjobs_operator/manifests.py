@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from reportjobs_model import crd, labels
 from reportjobs_model.reportjob import ReportJobBody, metadata_of, spec_of
+from reportjobs_model.shards import bucket_of
 from reportjobs_operator.deadlines import (
     DEFAULT_STARTUP_ALLOWANCE_SECONDS,
     START_DEADLINE_ANNOTATION,
@@ -99,7 +100,11 @@ def build_job(*, reportjob: ReportJobBody, sleep_seconds: int, worker: WorkerTem
     """
     metadata = metadata_of(reportjob)
     name = str(metadata["name"])
-    job_labels = {labels.MANAGED_BY: labels.OPERATOR, labels.REPORTJOB: name}
+    job_labels = {
+        labels.MANAGED_BY: labels.OPERATOR,
+        labels.REPORTJOB: name,
+        labels.BUCKET: str(bucket_of(name)),
+    }
     owner = {
         "apiVersion": crd.API_VERSION,
         "kind": crd.KIND,

@@ -19,7 +19,17 @@ QUEUE_DEPTH = Gauge("reportjobs_operator_queue_depth", "ReportJobs waiting to be
 INDEX_OBJECTS = Gauge(
     "reportjobs_operator_index_objects", "Objects in the watch-fed index", ["kind"]
 )
-LEADING = Gauge("reportjobs_operator_leading", "1 while this replica holds the lease")
+SHARDS_HELD = Gauge("reportjobs_operator_shards_held", "Shards whose Lease this replica holds")
+SHARDS_TOTAL = Gauge("reportjobs_operator_shards", "Shards of the release (K)")
+MEMBERS = Gauge("reportjobs_operator_members", "Live replicas this replica counts (itself too)")
+REBALANCES = Counter(
+    "reportjobs_operator_rebalances",
+    "Shards acquired, released (over the fair share, or on stop) and lost (not renewed, or "
+    "taken by another replica)",
+    ["change"],
+)
+for _change in ("acquired", "released", "lost"):
+    REBALANCES.labels(_change)
 SWEPT = Counter(
     "reportjobs_operator_window_sweep",
     "The window shards' sweep: shards pruned of closed claims, and ReportJobs created from claims "

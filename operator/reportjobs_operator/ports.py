@@ -13,6 +13,11 @@ class Conflict(Exception):
     """409: the name is taken, or the resourceVersion we wrote against is stale."""
 
 
+class Fenced(Exception):
+    """This replica no longer holds the shard of what it was about to write (sharding.py): the
+    write was not sent."""
+
+
 class ReconcileApi(Protocol):
     async def get_reportjob(self, *, name: str) -> Obj | None:
         """A fresh read, after a write conflicted."""
@@ -36,9 +41,19 @@ class ReconcileApi(Protocol):
         """Background propagation; a no-op when it is gone or replaced."""
         ...
 
+    async def stop_job(self, *, name: str, uid: str) -> Obj:
+        """End a Job that is still active (activeDeadlineSeconds 1: the Job controller fails it
+        and deletes its pods; the Job stays, so its name stays taken). Only the Job of this uid;
+        raises Conflict when it is gone."""
+        ...
+
+    async def delete_pods_of(self, *, reportjob: str) -> None:
+        """Delete the worker pods labelled with this ReportJob's name (one collection delete)."""
+        ...
+
 
 class LeaseApi(Protocol):
-    async def get_lease(self, *, name: str) -> Obj | None: ...
+    async def list_leases(self, *, label_selector: str) -> list[Obj]: ...
 
     async def create_lease(self, *, body: Obj) -> Obj:
         """Raises Conflict when it exists."""
@@ -47,6 +62,8 @@ class LeaseApi(Protocol):
     async def replace_lease(self, *, body: Obj) -> Obj:
         """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
         ...
+
+    async def delete_lease(self, *, name: str, uid: str) -> None: ...
 
 
 class WindowApi(Protocol):

@@ -23,7 +23,12 @@ from reportjobs_model.reportjob import (
     window_end_unix,
 )
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
-from reportjobs_operator.job_pod_fields import is_controlled_by, sleep_seconds_of
+from reportjobs_operator.job_pod_fields import (
+    is_controlled_by,
+    is_finished,
+    sleep_seconds_of,
+)
+from reportjobs_operator.job_pod_fields import is_deleting as is_going
 from reportjobs_operator.manifests import WorkerTemplate, build_job
 from reportjobs_operator.ports import Cache, Conflict, Obj, ReconcileApi
 from reportjobs_operator.status import build_status, worth_writing
@@ -70,9 +75,13 @@ class Reconciler:
         self._clock = clock
         self._on_job_created = on_job_created
 
-    def is_settled(self, reportjob: Obj, *, has_job: bool) -> bool:
-        """Nothing to do until retention ends: terminal, Job gone (a resync may skip it)."""
-        if has_job or not _phase(reportjob).is_terminal:
+    def is_settled(self, reportjob: Obj) -> bool:
+        """Nothing to do until retention ends: terminal, its Job finished (or gone) and its pods
+        gone (a resync may skip it)."""
+        if not _phase(reportjob).is_terminal:
+            return False
+        name = name_of(reportjob)
+        if _needs_cleanup(self._cache.job(name), self._cache.pods_of(name)):
             return False
         return not _retention_over(
             reportjob, retention_seconds=self._policy.retention_seconds, now=self._clock()
@@ -80,13 +89,7 @@ class Reconciler:
 
     def unsettled(self, reportjobs: Iterable[Obj]) -> list[str]:
         """The names a resync reconciles (from the index: no requests)."""
-        return [
-            name_of(reportjob)
-            for reportjob in reportjobs
-            if not self.is_settled(
-                reportjob, has_job=self._cache.job(name_of(reportjob)) is not None
-            )
-        ]
+        return [name_of(reportjob) for reportjob in reportjobs if not self.is_settled(reportjob)]
 
     async def reconcile(self, *, name: str) -> None:
         """Bring one ReportJob, its Job and its status in line; conflicts retried afresh."""
@@ -111,6 +114,14 @@ class Reconciler:
                 continue
             return
         log.warning("gave up on %s after %d conflicts", name, MAX_PASSES)
+
+
+def _live(pods: Iterable[Obj]) -> list[Obj]:
+    return [pod for pod in pods if not is_going(pod)]
+
+
+def _needs_cleanup(job: Obj | None, pods: Iterable[Obj]) -> bool:
+    return job is not None and (not is_finished(job) or bool(_live(pods)))
 
 
 def _retention_over(reportjob: ReportJobBody, *, retention_seconds: int, now: datetime) -> bool:
@@ -196,11 +207,20 @@ class _Pass:
         return job
 
     async def _clean_up(self, reportjob: Obj, job: Obj | None) -> None:
-        """Steps 4 and 5; a ReportJob is deleted only once the window sweep has seen its claim
-        gone (windows.py: a claim without its ReportJob would be completed, and run again)."""
-        if job is not None:
-            await self.api.delete_job(name=name_of(job), uid=uid_of(job))
-            self.cache.forget(job)
+        """Steps 4 and 5. The Job is kept, finished, for as long as its ReportJob: its name
+        stays taken, so a create sent late by a replica that lost the shard (docs/design.md,
+        fencing) meets a conflict. A Job still active is stopped; the pods of a finished one are
+        deleted; the garbage collector deletes the Job with its ReportJob.
+
+        A ReportJob is deleted only once the window sweep has seen its claim gone (windows.py:
+        a claim without its ReportJob would be completed, and run again)."""
+        name = name_of(reportjob)
+        if job is not None and not is_finished(job):
+            log.info("stopping the Job of %s, which ended before its Job did", name)
+            self.cache.remember(await self.api.stop_job(name=name_of(job), uid=uid_of(job)))
+            return  # the Job controller fails it and deletes its pods; its event comes back
+        if job is not None and _live(self.cache.pods_of(name)):
+            await self.api.delete_pods_of(reportjob=name)
         if _retention_over(
             reportjob, retention_seconds=self.policy.retention_seconds, now=self.now
         ) and self.released(name_of(reportjob)):

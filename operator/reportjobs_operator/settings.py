@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reportjobs_model.shards import BUCKETS
 from reportjobs_operator.deadlines import DEFAULT_STARTUP_ALLOWANCE_SECONDS
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -40,9 +41,14 @@ class OperatorConfig(BaseSettings):
     start_deadline_seconds: int | None = Field(default=None, ge=1)
     retention_seconds: int = Field(default=604800, ge=0)
     resync_seconds: float = Field(default=30, gt=0)
-    # Reconciles that run at once (each ReportJob is reconciled by one worker at a time).
+    # Reconciles that run at once in a replica, over all its shards (each ReportJob is
+    # reconciled by one worker at a time).
     workers: int = Field(default=8, ge=1, le=256)
-    lease_name: str = Field(default="reportjobs-operator", min_length=1)
+    # The prefix of the shards' and members' Lease names (<prefix>-shard-NN, <prefix>-member-POD).
+    lease_name: str = Field(default="reportjobs-operator", min_length=1, max_length=180)
+    # K: the ReportJobs are split into this many shards, each owned through its own Lease.
+    # Fixed for a release's life (every replica must agree).
+    shards: int = Field(default=16, ge=1, le=BUCKETS)
     lease_duration_seconds: int = Field(default=15, ge=3)
     health_port: int = Field(default=8080, ge=1, le=65535)
     api_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -46,11 +46,20 @@ class Swept:
 class WindowSweep:
     """One `run()` per resync; `released(name)` tells retention a ReportJob's claim is gone.
 
-    `indexed()` gives the names of the ReportJobs in the operator's index at the moment."""
+    `indexed()` gives the names of the ReportJobs in the indexes of the shards this replica
+    holds, at the moment; `owns(name)` whether it acts on that name now (a claim of another
+    replica's shard is left to it, and is asked again right before a create is sent)."""
 
-    def __init__(self, *, api: WindowApi, indexed: Callable[[], Set[str]]) -> None:
+    def __init__(
+        self,
+        *,
+        api: WindowApi,
+        indexed: Callable[[], Set[str]],
+        owns: Callable[[str], bool] = lambda name: True,
+    ) -> None:
         self._api = api
         self._indexed = indexed
+        self._owns = owns
         self._missing: set[str] = set()
         self._released: Set[str] = frozenset()
 
@@ -71,6 +80,8 @@ class WindowSweep:
                     continue
                 claimed.add(claim.job_name)
                 if claim.object_id is None or claim.job_name in indexed:
+                    continue
+                if not self._owns(claim.job_name):
                     continue
                 missing.add(claim.job_name)
                 if claim.job_name in self._missing:
@@ -96,6 +107,8 @@ class WindowSweep:
 
     async def _complete(self, body: Obj) -> int:
         name = body["metadata"]["name"]
+        if not self._owns(name):  # let go meanwhile
+            return 0
         try:
             await self._api.create_reportjob(body=body)
         except Conflict:  # it exists (its gateway created it after all)

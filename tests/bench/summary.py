@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The last step of `make bench`: every benchmark's figures side by side, from the files the
 benchmarks left in one directory (gateway.txt, the gateway benchmark's printed output;
-operator_cost.json and operator_memory.json, written with --json). A missing file is said, not
-fatal. Asserts nothing.
+operator_cost.json, operator_memory.json and operator_scaling.json, written with --json). A
+missing file is said, not fatal. Asserts nothing.
 
 usage: summary.py DIR
 """
@@ -72,12 +72,50 @@ def operator_memory(figures: dict[str, Any] | None) -> None:
             print(f"    {100 * share:5.1f}%  {frame}")
 
 
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def operator_scaling(figures: dict[str, Any] | None) -> None:
+    print("\noperator replicas side by side, and rebalancing (tests/bench/operator_scaling.py):")
+    if figures is None:
+        print("  (no figures)")
+        return
+    print(f"  N={figures['count']} concurrency={figures['concurrency']} "
+          f"shards={figures['shards']} lease {figures['lease_duration_seconds']} s")  # fmt: skip
+    print(f"  {'R':>2} {'shards/pod':>12} {'Jobs/s':>8} {'x R=1':>6} {'lag p50/p99 (s)':>16} "
+          f"{'op CPU ms/job':>14} {'API req/job':>12}")  # fmt: skip
+    for run in figures["runs"]:
+        spread = "/".join(str(n) for n in sorted(run["shards_per_pod"].values(), reverse=True))
+        lag, cpu = run["cr_to_job_lag_server_seconds"], run["operator_cpu_ms_per_job"]
+        print(f"  {run['replicas']:>2} {spread:>12} {run['jobs_per_second']:>8.1f} "
+              f"{run['ratio_to_r1']:>6.2f} {f'{lag[0]:g} / {lag[1]:g}':>16} "
+              f"{'-' if cpu is None else f'{cpu:.2f}':>14} "
+              f"{run['requests_per_job']:>12.2f}")  # fmt: skip
+    for run in figures["runs"]:
+        print(f"  R={run['replicas']} binds: {run['binds']}")
+    moved = figures.get("rebalance")
+    if not moved:
+        print("  rebalance: (not run)")
+        return
+    up, down = moved["scale_up"], moved["pod_kill"]
+    print(f"  rebalance, lease duration {moved['lease_duration_seconds']} s "
+          f"(polled every {moved['poll_seconds']:g} s):")  # fmt: skip
+    print(f"    2 -> 3 replicas: fair spread after {seconds(up['seconds_to_fair'])} s "
+          f"(none over ceil(K/3) at {seconds(up['seconds_to_within_ceil'])} s; "
+          f"shards per pod {sorted(up['shards_per_pod'].values(), reverse=True)})")  # fmt: skip
+    print(f"    one pod force-deleted: all shards held by live pods after "
+          f"{seconds(down['seconds_to_all_held'])} s (it held "
+          f"{len(down['shards_it_held'])}; taken by {down['taken_by']})")  # fmt: skip
+
+
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     print("\n===== make bench: summary =====")
     submit_latency(folder)
     operator_cost(load(folder / "operator_cost.json"))
     operator_memory(load(folder / "operator_memory.json"))
+    operator_scaling(load(folder / "operator_scaling.json"))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Chaos: a steady stream of submissions while the operator leader and gateway pods are
-SIGKILLed and etcd is frozen; nothing accepted is lost, duplicated or run by a second Job."""
+"""Chaos: a steady stream of submissions while operator replicas (each holding shards) and
+gateway pods are SIGKILLed and etcd is frozen; nothing accepted is lost, duplicated or run by a
+second Job."""
 
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ from tests.e2e.support.testbed import (
 
 SUBMISSIONS = 220
 DURATION = 120.0  # seconds over which submissions are spread and faults are injected
-LEASE = "reportjobs-operator"
+SHARD_LEASES = "reportjobs.io/lease-role=shard"
 ETCD_FREEZE_AT, ETCD_FREEZE_SECONDS = 55.0, 5.0
 
 
 @dataclass
 class Faults:
-    leader_kills: list[str] = field(default_factory=list)
+    operator_kills: list[str] = field(default_factory=list)
     gateway_kills: list[str] = field(default_factory=list)
     etcd_frozen_seconds: float = 0.0
     processes_killed: int = 0  # SIGKILLed on this machine (each kill finds the pod's processes)
@@ -43,9 +44,10 @@ class Faults:
 
 
 def schedule(rng: random.Random) -> list[tuple[float, str]]:
-    """(time, fault) pairs: leader kills every 5-15 s, gateway kills every 10-20 s, one freeze."""
+    """(time, fault) pairs: operator kills every 5-15 s, gateway kills every 10-20 s, one
+    freeze."""
     events = [(ETCD_FREEZE_AT, "etcd")]
-    for kind, low, high in (("leader", 5, 15), ("gateway", 10, 20)):
+    for kind, low, high in (("operator", 5, 15), ("gateway", 10, 20)):
         t = rng.uniform(low, high)
         while t < DURATION:
             events.append((t, kind))
@@ -65,17 +67,18 @@ def inject(cluster: Cluster, namespace: str, kind: str, rng: random.Random, faul
         started = time.monotonic()
         freeze_etcd(ETCD_FREEZE_SECONDS)
         faults.etcd_frozen_seconds = time.monotonic() - started
-    elif kind == "leader":
-        lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease(
-            LEASE, namespace, _request_timeout=5
+    elif kind == "operator":
+        leases = client.CoordinationV1Api(cluster.api).list_namespaced_lease(
+            namespace, label_selector=SHARD_LEASES, _request_timeout=5
         )
-        holder = lease.spec.holder_identity
+        holders = {lease.spec.holder_identity for lease in leases.items}
         running = {p.metadata.name for p in cluster.pods(namespace, "operator")}
-        if holder in running:
-            kill(cluster, namespace, holder, faults)
-            faults.leader_kills.append(holder)
+        if holders & running:
+            victim = rng.choice(sorted(holders & running))
+            kill(cluster, namespace, victim, faults)
+            faults.operator_kills.append(victim)
         else:
-            faults.skipped.append(f"leader: holder {holder} already gone")
+            faults.skipped.append(f"operator: no running shard holder in {sorted(holders)}")
     else:
         ready = [p.metadata.name for p in cluster.ready_pods(namespace, "gateway")]
         if ready:
@@ -152,10 +155,12 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
         except AssertionError as error:
             print(f"not all accepted jobs finished: {error}")
         settled = time.monotonic() - start
-        try:  # let the watch see the operator delete the last Jobs
-            wait_until(lambda: not cluster.jobs(namespace), timeout=120, what="Jobs deleted")
+        try:  # let the watch see the last Jobs finish and their pods go
+            wait_until(
+                lambda: not cluster.worker_pods(namespace), timeout=120, what="worker pods deleted"
+            )
         except AssertionError as error:
-            print(f"Jobs left behind: {error}")
+            print(f"worker pods left behind: {error}")
 
     reportjobs = cluster.reportjobs(namespace)
     by_object: dict[str, list[str]] = {}
@@ -183,7 +188,7 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
         f"extra_batch_jobs={extra_jobs}\n"
         f"  answers: {dict(statuses)}; client retries: {sum(failures.values())} "
         f"{dict(failures)}; refused after retries: {len(refused)}\n"
-        f"  faults: operator leader SIGKILLed {len(faults.leader_kills)}x, gateway pod "
+        f"  faults: operator replicas SIGKILLed {len(faults.operator_kills)}x, gateway pod "
         f"SIGKILLed {len(faults.gateway_kills)}x ({faults.processes_killed} processes in all), "
         f"etcd SIGSTOPped "
         f"{faults.etcd_frozen_seconds:.1f}s; not injected: {faults.skipped}\n"
@@ -193,10 +198,10 @@ def test_chaos_loses_nothing_and_duplicates_nothing(
         f"  submissions done after {submitting:.0f}s, all terminal after {settled:.0f}s"
     )
     assert not refused, [(o.object_id, o.answer, o.failures[-3:]) for o in refused[:5]]
-    # About 12 leader and 8 gateway kills are planned; a slow takeover leaves fewer leaders.
-    assert len(faults.leader_kills) >= 3, faults
+    # About 12 operator and 8 gateway kills are planned.
+    assert len(faults.operator_kills) >= 3, faults
     assert len(faults.gateway_kills) >= 3, faults
-    assert faults.processes_killed >= len(faults.leader_kills) + len(faults.gateway_kills)
+    assert faults.processes_killed >= len(faults.operator_kills) + len(faults.gateway_kills)
     assert faults.etcd_frozen_seconds >= ETCD_FREEZE_SECONDS
     assert lost == [], lost[:10]
     assert duplicated == [], {obj: by_object.get(obj) for obj in duplicated[:10]}

@@ -24,8 +24,7 @@ def test_finished_jobs_and_reportjobs_are_garbage_collected(
     job = wait_terminal(gateway, job_id)
     assert job["status"] == "Succeeded"
 
-    # The outcome is in the ReportJob, so the batch Job and its pods go.
-    wait_until(lambda: not cluster.jobs(namespace), timeout=60, what="the batch Job to be deleted")
+    # The outcome is in the ReportJob, so its pods go; the finished Job stays with it.
     wait_until(
         lambda: not cluster.worker_pods(namespace, job_id),
         timeout=60,
@@ -41,6 +40,11 @@ def test_finished_jobs_and_reportjobs_are_garbage_collected(
         timeout=120,
         interval=0.5,
         what="the ReportJob to be deleted after retention and its window",
+    )
+    wait_until(
+        lambda: not cluster.jobs(namespace),
+        timeout=120,
+        what="the garbage collector to delete the batch Job with its ReportJob",
     )
     gone_at = time.time()  # this machine's clock is the API server's (the local test bed)
     window_end = datetime.fromisoformat(job["created_at"]).timestamp() + window

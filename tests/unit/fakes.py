@@ -267,6 +267,23 @@ class FakeOperatorApi:
         if name in self.jobs and self.jobs[name]["metadata"]["uid"] == uid:
             del self.jobs[name]
 
+    async def stop_job(self, *, name: str, uid: str) -> Obj:
+        self.calls.append(f"stop_job {name}")
+        job = self.jobs.get(name)
+        if job is None or job["metadata"]["uid"] != uid:
+            raise Conflict("gone")
+        job.setdefault("spec", {})["activeDeadlineSeconds"] = 1
+        job["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(job)
+
+    async def delete_pods_of(self, *, reportjob: str) -> None:
+        self.calls.append(f"delete_pods_of {reportjob}")
+        self.pods = [
+            pod
+            for pod in self.pods
+            if pod["metadata"]["labels"].get("reportjobs.io/reportjob") != reportjob
+        ]
+
 
 class FakeCache:
     """The index as the watches would feed it: `sync()` delivers the API's state (the events),
@@ -317,9 +334,19 @@ class FakeLeaseApi:
         if self.failing:
             raise OSError("API server unreachable")
 
-    async def get_lease(self, *, name: str) -> Obj | None:
+    async def list_leases(self, *, label_selector: str) -> list[Obj]:
         self._check()
-        return copy.deepcopy(self.leases.get(name))
+        key, _, value = label_selector.partition("=")
+        return [
+            copy.deepcopy(lease)
+            for lease in self.leases.values()
+            if lease["metadata"].get("labels", {}).get(key) == value
+        ]
+
+    async def delete_lease(self, *, name: str, uid: str) -> None:
+        self._check()
+        if name in self.leases and self.leases[name]["metadata"].get("uid") == uid:
+            del self.leases[name]
 
     async def create_lease(self, *, body: Obj) -> Obj:
         self._check()
@@ -337,6 +364,7 @@ class FakeLeaseApi:
 
     def _store(self, body: Obj) -> Obj:
         lease = copy.deepcopy(body)
+        lease["metadata"].setdefault("uid", new_uid())
         lease["metadata"]["resourceVersion"] = str(next(self._versions))
         self.leases[lease["metadata"]["name"]] = lease
         return copy.deepcopy(lease)

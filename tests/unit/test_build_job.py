@@ -1,5 +1,6 @@
 """The batch Job a ReportJob runs as."""
 
+import hashlib
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +22,8 @@ def test_identity_labels_and_owner() -> None:
     labels = {
         "app.kubernetes.io/managed-by": "reportjobs-operator",
         "reportjobs.io/reportjob": "rj-abc-7",
+        # the shard's bucket: the first byte of the name's SHA-256
+        "reportjobs.io/bucket": str(hashlib.sha256(b"rj-abc-7").digest()[0]),
     }
     assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
     assert job["metadata"]["name"] == "rj-abc-7"

@@ -8,6 +8,7 @@ import pytest
 from reportjobs_kube.client import KubeClient
 from reportjobs_kube.informer import is_older
 from reportjobs_kube.metrics import verb_and_resource
+from reportjobs_model.shards import selector_of
 from reportjobs_operator.index import Index, trim_job, trim_pod
 from reportjobs_operator.workqueue import WorkQueue
 
@@ -74,7 +75,12 @@ def test_an_older_version_of_the_same_object_is_recognised() -> None:
 
 def _index() -> tuple[Index, list[str]]:
     woken: list[str] = []
-    return Index(client=cast(KubeClient, None), namespace="ns", wake=woken.append), woken
+    return Index(
+        client=cast(KubeClient, None),
+        namespace="ns",
+        selector=selector_of(0, shards=16),
+        wake=woken.append,
+    ), woken
 
 
 def _job(rv: str, *conditions: str, active: int = 0) -> dict[str, Any]:

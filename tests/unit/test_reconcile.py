@@ -160,24 +160,64 @@ async def test_running_pods_make_it_running() -> None:
     assert status["pods"] == [f"{NAME}-x"]  # pods of another Job are not ours
 
 
-async def test_terminal_status_is_written_then_the_job_deleted() -> None:
+async def test_terminal_status_is_written_then_the_pods_deleted_and_the_job_kept() -> None:
+    """The finished Job stays as long as its ReportJob, so its name stays taken: a create sent
+    late by a replica that lost the shard meets a conflict (docs/design.md, fencing)."""
     api, cache, reconciler, _, _ = _setup()
     await _reconcile(reconciler)
+    api.pods = [_pod(api.jobs[NAME], "p", "Succeeded")]
     _complete(api)
     await _reconcile(reconciler, cache)
     assert api.reportjobs[NAME]["status"]["phase"] == "Succeeded"
-    assert api.jobs == {}
+    assert NAME in api.jobs
+    assert api.pods == []
     last_write = max(i for i, c in enumerate(api.calls) if c.startswith("replace_status"))
-    assert last_write < api.calls.index(f"delete_job {NAME}")
+    assert last_write < api.calls.index(f"delete_pods_of {NAME}")
+    assert f"delete_job {NAME}" not in api.calls
     calls = len(api.calls)
-    await _reconcile(reconciler)  # before the Job's deletion event: forgotten already
-    await _reconcile(reconciler, cache)
+    await _reconcile(reconciler, cache)  # the pods' deletion events
     assert len(api.calls) == calls
-    assert api.jobs == {}
+    cache.sync()
+    assert reconciler.unsettled(cache.reportjobs.values()) == []
+
+
+async def test_terminating_pods_are_not_deleted_again() -> None:
+    api, cache, reconciler, _, _ = _setup()
+    await _reconcile(reconciler)
+    pod = _pod(api.jobs[NAME], "p", "Succeeded")
+    pod["metadata"]["deletionTimestamp"] = stamp(B * W + 95)
+    api.pods = [pod]
+    _complete(api)
+    await _reconcile(reconciler, cache)
+    assert f"delete_pods_of {NAME}" not in api.calls
+    assert reconciler.unsettled(cache.reportjobs.values()) == []
+
+
+async def test_a_job_still_active_when_its_reportjob_ended_is_stopped_not_deleted() -> None:
+    """E.g. TimedOut by the start deadline: the Job controller fails the stopped Job and
+    deletes its pods; the Job stays."""
+    api, cache, reconciler, _, _ = _setup(
+        status={"sleepSeconds": 2, "phase": "TimedOut", "finishedAt": stamp(B * W + 99)}
+    )
+    job = api.add_job(
+        {"metadata": {"name": NAME, "ownerReferences": [_owner(api.reportjobs[NAME])]}}
+    )
+    api.pods = [_pod(job, "p", "Running")]
+    await _reconcile(reconciler, cache)
+    assert api.calls[-1] == f"stop_job {NAME}"
+    assert api.jobs[NAME]["spec"]["activeDeadlineSeconds"] == 1
+    assert api.reportjobs[NAME]["status"]["phase"] == "TimedOut"
+    cache.sync()
+    assert reconciler.unsettled(cache.reportjobs.values()) == [NAME]
+    api.jobs[NAME]["status"] = {"conditions": [{"type": "Failed", "status": "True"}]}
+    await _reconcile(reconciler, cache)
+    assert api.calls[-2:] == [f"stop_job {NAME}", f"delete_pods_of {NAME}"]
+    assert "delete_job" not in " ".join(api.calls)
+    assert NAME in api.jobs
 
 
 async def test_a_whole_life_within_the_request_budget() -> None:
-    """Accepted → Job → pod pending → running → exited → Complete → Job deleted: at most 6
+    """Accepted → Job → pod pending → running → exited → Complete → pods deleted: at most 6
     requests (the e2e test_request_budget.py counts the same on a real API server)."""
     api, cache, reconciler, _, _ = _setup()
     await _reconcile(reconciler, cache)
@@ -194,8 +234,7 @@ async def test_a_whole_life_within_the_request_budget() -> None:
         await _reconcile(reconciler, cache)
     _complete(api)
     await _reconcile(reconciler, cache)
-    api.pods = []  # the garbage collector
-    await _reconcile(reconciler, cache)
+    await _reconcile(reconciler, cache)  # the pod's deletion
     assert api.reportjobs[NAME]["status"]["phase"] == "Succeeded"
     assert api.reportjobs[NAME]["status"]["pods"] == ["p"]
     assert api.calls == [
@@ -203,7 +242,7 @@ async def test_a_whole_life_within_the_request_budget() -> None:
         f"replace_status {NAME}",  # Pending, the sleep and the Job
         f"replace_status {NAME}",  # Running
         f"replace_status {NAME}",  # Succeeded
-        f"delete_job {NAME}",
+        f"delete_pods_of {NAME}",
     ]
 
 

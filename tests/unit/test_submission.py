@@ -7,6 +7,7 @@ import pytest
 from reportjobs_gateway.ports import Stale
 from reportjobs_gateway.submission import SubmissionGaveUp, Submitted, create_job, submit
 from reportjobs_model.naming import job_name, object_hash
+from reportjobs_model.shards import bucket_of
 from reportjobs_model.window import claim_of, entry_key, shard_name
 from tests.unit.fakes import FakeStore
 
@@ -45,6 +46,7 @@ async def test_a_new_object_is_answered_after_two_requests_and_created_after() -
     assert job["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "reportjobs-gateway",
         "reportjobs.io/object-hash": object_hash("invoice-42"),
+        "reportjobs.io/bucket": str(bucket_of(job["metadata"]["name"])),
     }
     assert store.calls[-1] == f"create {job['metadata']['name']}"
     shard = store.windows[SHARD]

@@ -55,7 +55,7 @@ class Cluster:
 
     def job_uids(self, namespace: str) -> dict[str, int]:
         """How many distinct batch Jobs each name ever had, from the events that name them
-        (Jobs are deleted once their outcome is recorded; their events stay for an hour)."""
+        (a Job deleted and created again under its name has two; events stay for an hour)."""
         events = self.core.list_namespaced_event(
             namespace, field_selector="involvedObject.kind=Job"
         ).items

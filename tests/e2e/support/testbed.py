@@ -172,11 +172,11 @@ def apiserver_back(cluster: Cluster) -> None:
     )
 
 
-def kill_pod_processes(namespace: str, pod: str) -> list[int]:
-    """SIGKILL every process of this machine that runs for ``pod`` (its containers carry
-    POD_NAME and REPORTJOBS_NAMESPACE from the chart's downward API env). Returns the pids."""
+def pod_processes(namespace: str, pod: str) -> list[int]:
+    """The pids of this machine that run for ``pod`` (its containers carry POD_NAME and
+    REPORTJOBS_NAMESPACE from the chart's downward API env)."""
     wanted = {f"POD_NAME={pod}".encode(), f"REPORTJOBS_NAMESPACE={namespace}".encode()}
-    killed = []
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -185,12 +185,37 @@ def kill_pod_processes(namespace: str, pod: str) -> list[int]:
         except OSError:
             continue
         if wanted <= environ:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-            except ProcessLookupError:
-                pass
-    return killed
+            found.append(int(entry.name))
+    return found
+
+
+def _signal(pids: list[int], signum: signal.Signals) -> list[int]:
+    signalled = []
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+            signalled.append(pid)
+        except ProcessLookupError:
+            pass
+    return signalled
+
+
+def kill_pod_processes(namespace: str, pod: str) -> list[int]:
+    """SIGKILL every process of this machine that runs for ``pod``. Returns the pids."""
+    return _signal(pod_processes(namespace, pod), signal.SIGKILL)
+
+
+@contextmanager
+def pod_paused(namespace: str, pod: str) -> Iterator[list[int]]:
+    """SIGSTOP the pod's processes for the duration of the block (a GC stall, a frozen VM);
+    SIGCONT always follows."""
+    pids = _signal(pod_processes(namespace, pod), signal.SIGSTOP)
+    if not pids:
+        raise LookupError(f"no process of pod {namespace}/{pod} on this machine")
+    try:
+        yield pids
+    finally:
+        _signal(pids, signal.SIGCONT)
 
 
 AUDIT_LOG = Path("/var/lib/reportjobs-testbed/logs/kube-apiserver-audit.log")

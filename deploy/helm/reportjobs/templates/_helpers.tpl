@@ -133,7 +133,8 @@ into pods of the namespace (<PREFIX>_SERVICE_HOST, <PREFIX>_SERVICE_PORT).
 {{- end }}
 
 {{/*
-The Lease the operator replicas compete for.
+The prefix of the operator's Lease names: <prefix>-shard-NN per shard, <prefix>-member-<pod> per
+replica.
 */}}
 {{- define "reportjobs.operator.leaseName" -}}
 {{- include "reportjobs.operator.fullname" . }}
