@@ -9,9 +9,11 @@ expired shards up to its share. Preferences
 are by rendezvous hashing of (identity, shard), so who prefers which shard is stable and two
 replicas rarely reach for the same free one.
 
-A shard left free for two lease durations (`orphaned_after`) is taken by whoever sees it, over
-its share or not: the count of members can be wrong for a while (a paused replica still counted),
-and no shard may stay without an owner for it. The next rounds shed the excess.
+A shard whose Lease has not changed for a lease duration (`orphaned_after`: its holder died, or
+nobody took it after its release) is taken by whoever sees it, over its share or not, so no shard
+waits for the count of members to catch up (a dead replica is counted until its member Lease
+expires, and a replica that just started must watch a Lease for a whole duration before it may
+take it). The next rounds shed the excess to the replicas under their share.
 """
 
 import hashlib

@@ -148,7 +148,7 @@ class ShardOwner:
             identity=identity,
             shards=shards,
             members=self.members,
-            orphaned_after=2 * self._terms.duration_seconds,
+            orphaned_after=self._terms.duration_seconds,
         )
         for shard in sorted(decided.release):
             await self._let_go(shard)

@@ -1,50 +1,77 @@
-"""The operator runs active/standby on a Lease; a takeover keeps jobs flowing."""
+"""The chart's defaults run 2 active operator replicas, each owning half the shards; when one
+dies the other takes its shards once their Leases expire, and jobs keep flowing."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from kubernetes import client
+import yaml  # type: ignore[import-untyped]
 
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.jobs import wait_terminal
 from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
+from tests.e2e.support.shards import HolderLog, readyz, spread
+from tests.e2e.support.testbed import kill_pod_processes, local_testbed_problem
+
+CHART_VALUES = Path(__file__).resolve().parents[2] / "deploy/helm/reportjobs/values.yaml"
+DEFAULTS = yaml.safe_load(CHART_VALUES.read_text())["operator"]
+SHARDS = 16
+LEASE_SECONDS = 15
 
 
-def lease_holder(cluster: Cluster, namespace: str) -> str | None:
-    leases = client.CoordinationV1Api(cluster.api).list_namespaced_lease(namespace).items
-    holders = [lease.spec.holder_identity for lease in leases if lease.spec.holder_identity]
-    return holders[0] if len(holders) == 1 else None
-
-
-def test_standby_operator_takes_over_when_the_leader_dies(
+def test_two_active_replicas_split_the_shards_and_one_takes_over_when_the_other_dies(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    release = deploy_release(operator={"replicas": 2, "leaseDurationSeconds": 10})
+    assert (DEFAULTS["replicas"], DEFAULTS["shards"]) == (2, SHARDS)
+    assert DEFAULTS["leaseDurationSeconds"] == LEASE_SECONDS
+    # The test values set 1 replica (FAST_VALUES): back to the chart's defaults.
+    release = deploy_release(operator={"replicas": DEFAULTS["replicas"]})
     gateway, namespace = release.gateway, release.namespace
-    leader = wait_until(lambda: lease_holder(cluster, namespace), timeout=60, what="a leader")
-    operators = {p.metadata.name for p in cluster.pods(namespace, "operator")}
-    assert leader in operators, (leader, operators)
-    assert len(operators) == 2  # one leads, one stands by
+    held = wait_until(
+        lambda: spread(cluster, namespace, shards=SHARDS, replicas=2),
+        timeout=120,
+        what="2 operator replicas holding 8 shards each",
+    )
+    assert sorted(held.values()) == [8, 8], held
+    for pod in held:
+        samples = cluster.metrics(namespace, pod, 8080)
+        assert samples["reportjobs_operator_shards_held"] == 8
+        assert samples["reportjobs_operator_shards"] == SHARDS
+        assert len(readyz(cluster, namespace, pod)["members"]) == 2  # type: ignore[arg-type]
 
     before = gateway.submit("before-takeover")
     assert wait_terminal(gateway, before.body["job_id"])["status"] == "Succeeded"
 
-    killed_at = time.monotonic()
-    cluster.force_delete_pod(namespace, leader)
-    new_leader = wait_until(
-        lambda: (h := lease_holder(cluster, namespace)) and h != leader and h,
-        timeout=120,
-        interval=0.5,
-        what="a new lease holder",
+    victim, survivor = sorted(held)
+    local = local_testbed_problem(cluster) is None
+    with HolderLog(cluster, namespace) as log:
+        wait_until(lambda: bool(log.samples), timeout=30, what="the first lease sample")
+        killed_at = time.monotonic()
+        mine = log.held_by(victim, at=killed_at)
+        assert len(mine) == 8, mine
+        if local:  # SIGKILL: it dies without handing anything over
+            assert kill_pod_processes(namespace, victim)
+        cluster.force_delete_pod(namespace, victim)
+        wait_until(
+            lambda: log.taken_over(mine, from_pod=victim, after=killed_at) is not None,
+            timeout=120,
+            what=f"the shards of {victim} to be taken over",
+        )
+        after = gateway.submit("after-takeover")
+        assert after.status == 201
+        assert wait_terminal(gateway, after.body["job_id"])["status"] == "Succeeded"
+    takeover = log.taken_over(mine, from_pod=victim, after=killed_at)
+    assert takeover is not None
+    how = "SIGKILLed" if local else "force-deleted (SIGTERM: it may hand over)"
+    print(f"\noperator {how}: its {len(mine)} shards taken over in {takeover:.1f}s (lease 15s)")
+    if local:  # taken only once its Leases expired: a lease duration after its last renewal
+        assert takeover >= LEASE_SECONDS * 2 / 3, takeover
+    # The replacement pod joins; the two split the shards again.
+    wait_until(
+        lambda: spread(cluster, namespace, shards=SHARDS, replicas=2),
+        timeout=180,
+        what="the shards to be split again with the replacement pod",
     )
-    takeover = time.monotonic() - killed_at
-    print(f"operator takeover: {takeover:.1f}s (lease duration 10s), {leader} -> {new_leader}")
-    # The survivor or the Deployment's replacement pod, whichever renews first, leads now.
-    current = {p.metadata.name for p in cluster.pods(namespace, "operator")}
-    assert new_leader in current - {leader}
-
-    after = gateway.submit("after-takeover")
-    assert after.status == 201
-    assert wait_terminal(gateway, after.body["job_id"])["status"] == "Succeeded"
+    assert survivor in {p.metadata.name for p in cluster.pods(namespace, "operator")}

@@ -114,6 +114,7 @@ class Cluster:
         self.clock = Clock()
         self.replicas: dict[str, tuple[ShardOwner, Work]] = {}
         self.paused: set[str] = set()
+        self.history: list[tuple[float, dict[int, set[str]]]] = []
         self.terms = LeaseTerms(identity="-", duration_seconds=DURATION)
 
     def join(self, identity: str) -> ShardOwner:
@@ -150,8 +151,16 @@ class Cluster:
                     continue
                 await owner.step()
                 due[identity] = self.clock.now + period
-            assert all(len(ids) <= 1 for ids in self.acting().values()), self.acting()
+            acting = self.acting()
+            assert all(len(ids) <= 1 for ids in acting.values()), acting
+            self.history.append((self.clock.now, acting))
             self.clock.now += 0.5
+
+    def owned_after(self, shard: int, moment: float) -> float | None:
+        """Seconds from `moment` until some replica could act on the shard."""
+        return next(
+            (t - moment for t, acting in self.history if t >= moment and acting[shard]), None
+        )
 
     def held(self, identity: str) -> set[int]:
         _, work = self.replicas[identity]
@@ -208,6 +217,24 @@ async def test_a_replica_that_cannot_renew_stops_before_its_leases_expire() -> N
     assert cluster.held("a") == set()
 
 
+async def test_a_dead_replicas_shards_are_taken_soon_though_its_replacement_joins() -> None:
+    cluster = Cluster()
+    for identity in "abc":
+        cluster.join(identity)
+    await cluster.run(20)
+    dead, killed = cluster.held("a"), cluster.clock.now
+    del cluster.replicas["a"]  # SIGKILL: no release
+    await cluster.run(12)
+    cluster.join("d")  # its replacement: it must watch the Leases a whole duration itself
+    await cluster.run(DURATION)
+    # Its last renewal was at most a round before; the others see it expire a duration later.
+    bound = DURATION + 2 * cluster.terms.retry_period
+    taken = {shard: cluster.owned_after(shard, killed) for shard in dead}
+    assert all(t is not None and t <= bound for t in taken.values()), taken
+    await cluster.run(30)
+    assert sorted(len(cluster.held(identity)) for identity in "bcd") == [5, 5, 6]
+
+
 async def test_a_stopping_replica_hands_its_shards_over_at_once() -> None:
     cluster = Cluster()
     for identity in "ab":
@@ -221,11 +248,12 @@ async def test_a_stopping_replica_hands_its_shards_over_at_once() -> None:
     assert not any(name.startswith("op-member-a") for name in cluster.api.leases)
 
 
-def test_a_shard_free_for_two_lease_durations_is_taken_over_the_share() -> None:
-    """The count of members can be wrong for a while; no shard stays without an owner."""
+def test_an_expired_shard_is_taken_over_the_share() -> None:
+    """A dead replica is still counted until its member Lease expires; its shards do not wait
+    for the count to catch up."""
     shards = {s: Seen(_lease("a")) for s in range(8)}
-    shards |= {s: Seen(_lease("b"), unchanged_for=DURATION) for s in range(8, 15)}
-    shards[15] = Seen(_lease("c"), unchanged_for=2 * DURATION)
-    decided = plan(identity="a", shards=shards, members=["a", "b"], orphaned_after=2 * DURATION)
-    assert decided.take == (15,)
+    shards |= {s: Seen(_lease("b")) for s in range(8, 13)}  # live
+    shards |= {s: Seen(_lease("c"), unchanged_for=DURATION) for s in range(13, 16)}  # expired
+    decided = plan(identity="a", shards=shards, members=["a", "b"], orphaned_after=DURATION)
+    assert set(decided.take) == {13, 14, 15}
     assert len(decided.renew) == 8
