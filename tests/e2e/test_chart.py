@@ -99,6 +99,16 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert can_i(cluster, namespace, operator, "update", "configmaps", name=shard)
     assert not can_i(cluster, namespace, operator, "update", "configmaps", name=other)
     assert not can_i(cluster, namespace, operator, "delete", "configmaps", name=shard)
+    # The finished Job stays; a Job still active when its ReportJob ended is patched to stop;
+    # worker pods go by a collection delete; no pod is created or updated by the operator.
+    assert can_i(cluster, namespace, operator, "patch", "jobs", "batch")
+    assert can_i(cluster, namespace, operator, "deletecollection", "pods")
+    assert not can_i(cluster, namespace, operator, "create", "pods")
+    assert not can_i(cluster, namespace, operator, "update", "pods")
+    # Shard and member Leases in its own namespace only.
+    for verb in ("list", "create", "update", "delete"):
+        assert can_i(cluster, namespace, operator, verb, "leases", "coordination.k8s.io")
+    assert not can_i(cluster, "default", operator, "update", "leases", "coordination.k8s.io")
 
 
 def test_kubectl_get_reportjobs_is_a_first_class_view(
