@@ -620,6 +620,31 @@ def report(
     }
 
 
+RunBench = Callable[[client.ApiClient, argparse.Namespace, str, str], dict[str, Any]]
+
+
+def run_cordoned(args: argparse.Namespace, *, name: str, run_bench: RunBench) -> None:
+    """What every operator benchmark's main does once its arguments are parsed: cordon both
+    nodes, run in a fresh namespace `bench-<name>-<run>`, and always clean up (and wait for the
+    pods to be gone) before uncordoning; then write the figures to --json."""
+    if args.image is None:
+        args.image = (Path(args.kubeconfig).parent / "image").read_text().strip()
+    run = uuid.uuid4().hex[:6]
+    namespace = f"bench-{name}-{run}"
+    api = api_client(args.kubeconfig, pool=args.concurrency + 4)
+    core = client.CoreV1Api(api)
+    nodes = cordon(core)
+    try:
+        figures = run_bench(api, args, namespace, run)
+    finally:
+        started = time.monotonic()
+        clean_up(api, args.kubeconfig, namespace)  # raises (and keeps the cordon) if it fails
+        print(f"cleaned up in {time.monotonic() - started:.0f} s", flush=True)
+        uncordon(core, nodes)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -631,21 +656,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--idle", type=float, default=10.0)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
-    args = parser.parse_args()
-    if args.image is None:
-        args.image = (Path(args.kubeconfig).parent / "image").read_text().strip()
-    run = uuid.uuid4().hex[:6]
-    namespace = f"bench-operator-cost-{run}"
-    api = api_client(args.kubeconfig, pool=args.concurrency + 4)
-    core = client.CoreV1Api(api)
-    nodes = cordon(core)
-    try:
-        figures = run_bench(api, args, namespace, run)
-    finally:
-        clean_up(api, args.kubeconfig, namespace)  # raises (and keeps the cordon) if it fails
-        uncordon(core, nodes)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    run_cordoned(parser.parse_args(), name="operator-cost", run_bench=run_bench)
 
 
 if __name__ == "__main__":

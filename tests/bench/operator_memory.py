@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,6 @@ from kubernetes import client
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from operator_cost import (  # the sibling script
     REPO_ROOT,
-    api_client,
-    clean_up,
-    cordon,
     create_reportjob_body,
     helmctl,
     metric,
@@ -55,7 +51,7 @@ from operator_cost import (  # the sibling script
     operator_pod,
     release_values,
     reportjob_body,
-    uncordon,
+    run_cordoned,
     wait_until,
     warm_up,
 )
@@ -349,23 +345,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=20, help="seconds of py-spy; 0: none")
     parser.add_argument("--profile-out", default="/tmp/reportjobs-operator-profile.txt")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
-    args = parser.parse_args()
-    if args.image is None:
-        args.image = (Path(args.kubeconfig).parent / "image").read_text().strip()
-    run = uuid.uuid4().hex[:6]
-    namespace = f"bench-operator-memory-{run}"
-    api = api_client(args.kubeconfig, pool=args.concurrency + 4)
-    core = client.CoreV1Api(api)
-    nodes = cordon(core)
-    try:
-        figures = run_bench(api, args, namespace, run)
-    finally:
-        started = time.monotonic()
-        clean_up(api, args.kubeconfig, namespace)  # raises (and keeps the cordon) if it fails
-        print(f"cleaned up in {time.monotonic() - started:.0f} s", flush=True)
-        uncordon(core, nodes)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    run_cordoned(parser.parse_args(), name="operator-memory", run_bench=run_bench)
 
 
 if __name__ == "__main__":

@@ -51,14 +51,12 @@ usage: operator_scaling.py [--kubeconfig .cluster/kubeconfig] [--count 300] [--c
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
 import statistics
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -75,9 +73,6 @@ from operator_cost import (  # the sibling script
     REPO_ROOT,
     Arrivals,
     Requests,
-    api_client,
-    clean_up,
-    cordon,
     create_reportjob_body,
     delete_jobs,
     delta,
@@ -89,18 +84,17 @@ from operator_cost import (  # the sibling script
     percentile,
     release_values,
     request_counts,
+    run_cordoned,
     samples,
     timestamp,
-    uncordon,
 )
 
 from reportjobs_model import labels
 from reportjobs_model.reportjob import build_reportjob
+from reportjobs_model.shards import shard_of_labels
 from reportjobs_model.window import Claim
 
 LEASE_PREFIX = "reportjobs-operator"  # reportjobs.operator.leaseName (_helpers.tpl) of RELEASE
-SHARD_LABEL = "reportjobs.io/shard"  # on every ReportJob: its shard, 0..K-1
-BUCKET_LABEL = "reportjobs.io/bucket"  # (a bucket b: shard b % K, if the model labels so instead)
 OPERATOR_PODS = f"{labels.COMPONENT}=operator"
 TICK = os.sysconf("SC_CLK_TCK")
 HOST_CPU = {  # /proc/<pid>/comm (15 characters at most) -> what the table calls it
@@ -395,26 +389,14 @@ def restarts(api: client.ApiClient, namespace: str) -> dict[str, int]:
 # --- creating ReportJobs -----------------------------------------------------------------------
 
 
-BUILD: Any = build_reportjob  # typed loosely: its `shards` keyword is new
-SHARDS_KEYWORD = "shards" in inspect.signature(build_reportjob).parameters
-
-
 def reportjob_body(object_id: str, shards: int) -> dict[str, Any]:
-    """A ReportJob as the gateway builds it for a release of `shards` shards (a model whose
-    build_reportjob takes no `shards` labels every ReportJob the same for any K)."""
+    """A ReportJob as the gateway builds it (its bucket label names its shard for any K)."""
     claim = Claim.new(object_id=object_id, now=time.time(), window_seconds=300, timeout_seconds=60)
-    if SHARDS_KEYWORD:
-        return dict(BUILD(object_id=object_id, claim=claim, shards=shards))
-    return dict(BUILD(object_id=object_id, claim=claim))
+    return dict(build_reportjob(object_id=object_id, claim=claim))
 
 
 def shard_of(body: dict[str, Any], shards: int) -> int | None:
-    found: dict[str, str] = body["metadata"].get("labels") or {}
-    if found.get(SHARD_LABEL, "").isdigit():
-        return int(found[SHARD_LABEL])
-    if found.get(BUCKET_LABEL, "").isdigit():
-        return int(found[BUCKET_LABEL]) % shards
-    return None
+    return shard_of_labels(body["metadata"].get("labels"), shards=shards)
 
 
 def warm_up(api: client.ApiClient, args: argparse.Namespace, namespace: str, name: str) -> None:
@@ -950,23 +932,7 @@ def main() -> None:
     parser.add_argument("--rebalance-timeout", type=float, default=300.0)
     parser.add_argument("--no-rebalance", action="store_true", help="skip part 2")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
-    args = parser.parse_args()
-    if args.image is None:
-        args.image = (Path(args.kubeconfig).parent / "image").read_text().strip()
-    run = uuid.uuid4().hex[:6]
-    namespace = f"bench-operator-scaling-{run}"
-    api = api_client(args.kubeconfig, pool=args.concurrency + 4)
-    core = client.CoreV1Api(api)
-    nodes = cordon(core)
-    try:
-        figures = run_bench(api, args, namespace, run)
-    finally:
-        started = time.monotonic()
-        clean_up(api, args.kubeconfig, namespace)  # raises (and keeps the cordon) if it fails
-        print(f"cleaned up in {time.monotonic() - started:.0f} s", flush=True)
-        uncordon(core, nodes)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    run_cordoned(parser.parse_args(), name="operator-scaling", run_bench=run_bench)
 
 
 if __name__ == "__main__":
