@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from reportjobs_gateway.changes import JobChanges
 from reportjobs_gateway.ports import ReportJob, WindowShard
 from reportjobs_gateway.servertime import ServerClock, ServerNow
 from reportjobs_kube import paths
@@ -113,6 +114,7 @@ class GatewayCaches:
     def __init__(self, *, clock: ServerClock) -> None:
         self.clock = clock
         self.history = ClaimHistory(clock)
+        self.changes = JobChanges()
         self._shards: Informer | None = None
         self._jobs: Informer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -131,6 +133,7 @@ class GatewayCaches:
             path=paths.reportjobs(namespace),
             label_selector=REPORTJOBS,
             trim=trim_reportjob,
+            on_change=self.changes.changed,
         )
         self._tasks = [
             asyncio.create_task(self._shards.run(), name="informer-window-shards"),
@@ -162,6 +165,10 @@ class GatewayCaches:
 
     def job(self, name: str) -> ReportJob | None:
         return None if self._jobs is None else self._jobs.get(name)
+
+    def watching(self, name: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        """Wakes the block's waiter at each change of the job (changes.py)."""
+        return self.changes.watching(name)
 
     def jobs(self) -> list[ReportJob]:
         return [] if self._jobs is None else list(self._jobs)

@@ -1,5 +1,7 @@
 """What the gateway needs from the Kubernetes API, independent of the client library."""
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +77,11 @@ class Cache(Protocol):
         ...
 
     def job(self, name: str) -> ReportJob | None: ...
+
+    def watching(self, name: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        """An event set at each change the watch brings of the job `name`, while the block
+        runs (changes.py)."""
+        ...
 
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         """Whether `accepted` is later than the server's time whenever the cache may have

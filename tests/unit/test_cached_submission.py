@@ -1,12 +1,15 @@
 """The cached paths of a submission, the server-clock bounds and the claim history, step by
 step (docs/design.md, "The cached paths")."""
 
+import asyncio
+import contextlib
 import copy
 from typing import Any
 
 import pytest
 
 from reportjobs_gateway.caches import ClaimHistory, trim_reportjob
+from reportjobs_gateway.changes import JobChanges
 from reportjobs_gateway.ports import ReportJob, Stale
 from reportjobs_gateway.servertime import DRIFT, MAX_AGE_SECONDS, ServerClock, ServerNow
 from reportjobs_gateway.submission import Path, Submitted, create_job, submit
@@ -37,13 +40,17 @@ class Cache:
         self.history = history or ClaimHistory(clock)
         self.windows: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, ReportJob] = {}
+        self.changes = JobChanges()
 
     def show(self, store: FakeStore) -> None:
         """Catch up with the store (as a watch would, version by version for our shard)."""
         for name, shard in store.windows.items():
             self.history.changed(self.windows.get(name), shard)
             self.windows[name] = copy.deepcopy(shard)
-        self.jobs = copy.deepcopy(store.objects)
+        before, self.jobs = self.jobs, copy.deepcopy(store.objects)
+        for name, job in self.jobs.items():
+            if before.get(name) != job:
+                self.changes.changed(before.get(name), job)
 
     def ready(self) -> bool:
         return True
@@ -56,6 +63,9 @@ class Cache:
 
     def job(self, name: str) -> ReportJob | None:
         return self.jobs.get(name)
+
+    def watching(self, name: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        return self.changes.watching(name)
 
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         return self.history.claim_time_allowed(shard, key, accepted)

@@ -1,12 +1,16 @@
 """Submitting and reading jobs."""
 
+import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
+from reportjobs_gateway.changes import versions
 from reportjobs_gateway.deps import CacheDep, CreatesDep, SettingsDep, StoreDep
 from reportjobs_gateway.metrics import SUBMISSION_PATHS
+from reportjobs_gateway.reads import find_job
 from reportjobs_gateway.schemas import (
     ErrorPublic,
     JobList,
@@ -16,13 +20,15 @@ from reportjobs_gateway.schemas import (
     ValidationErrorPublic,
 )
 from reportjobs_gateway.settings import GatewaySettings
-from reportjobs_gateway.submission import claimed_job, submit, unlisted_claimed_job
+from reportjobs_gateway.submission import submit, unlisted_claimed_job
 from reportjobs_gateway.views import newest_first, to_public
 from reportjobs_model import labels
-from reportjobs_model.naming import is_job_name, object_hash
+from reportjobs_model.naming import object_hash
 from reportjobs_model.reportjob import name_of, spec_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_WAIT_SECONDS = 60
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic, "description": "Invalid request"},
@@ -105,18 +111,30 @@ async def list_jobs(object_id: Annotated[ObjectId, Query()], store: StoreDep) ->
     return JobList(items=[to_public(rj) for rj in newest_first(mine)])
 
 
+WaitSeconds = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_WAIT_SECONDS,
+        description="Answer as soon as the job is terminal, or after this many seconds with its "
+        "current state (woken by the gateway's watch of the jobs).",
+    ),
+]
+
+
 @router.get("/{job_id}", responses={404: {"model": ErrorPublic}, **_ERRORS})
-async def get_job(job_id: str, store: StoreDep, cache: CacheDep) -> JobPublic:
-    """One job by its id (from the cache; from the API when the cache does not have it yet,
-    e.g. just created through another replica; from its claim when its ReportJob is still
-    being created)."""
-    if not is_job_name(job_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
-    found = cache.job(job_id) if cache is not None and cache.ready() else None
-    if found is None:
-        found = (await store.get(job_id)).obj
-    if found is None:
-        found = await claimed_job(store, job_id=job_id)
+async def get_job(
+    job_id: str, store: StoreDep, cache: CacheDep, wait: WaitSeconds = None
+) -> JobPublic:
+    """One job by its id; with `wait`, once it is terminal or after `wait` seconds."""
+    found = await find_job(store, cache, job_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
+    if wait is not None and cache is not None and cache.ready():
+        latest = found
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                async for latest in versions(cache, found):  # noqa: B007 - the last one counts
+                    pass
+        found = latest
     return to_public(found)
