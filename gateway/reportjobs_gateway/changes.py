@@ -58,14 +58,25 @@ def is_terminal(job: ReportJob) -> bool:
     return Phase(status_of(job).get("phase", Phase.PENDING)).is_terminal
 
 
+def is_newer(version: str | None, than: str | None) -> bool:
+    """A later resourceVersion (etcd's compare as numbers; any other difference counts)."""
+    if version == than or version is None:
+        return False
+    try:
+        return than is None or int(version) > int(than)
+    except ValueError:
+        return True
+
+
 async def next_version(cache: Watched, *, name: str, seen: str | None) -> ReportJob:
-    """The cached job once its version is another than `seen` (callers bound the wait with
-    `asyncio.timeout`)."""
+    """The cached job once its version is later than `seen` (e.g. the cache still has the
+    version before our own write: it is skipped); callers bound the wait with
+    `asyncio.timeout`."""
     with cache.watching(name) as woken:
         while True:
             woken.clear()
             current = cache.job(name)
-            if current is not None and version_of(current) != seen:
+            if current is not None and is_newer(version_of(current), seen):
                 return current
             await woken.wait()
 

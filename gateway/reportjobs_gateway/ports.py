@@ -42,6 +42,10 @@ class JobStore(Protocol):
 
     async def list(self, *, label_selector: str) -> list[ReportJob]: ...
 
+    async def request_cancel(self, name: str, *, uid: str) -> ReportJob | None:
+        """Ask for the ReportJob of this uid to be cancelled (spec.cancel); None when gone."""
+        ...
+
     async def get_window(self, name: str) -> Read:
         """The window shard (a ConfigMap) of this name, and the server's time of the answer."""
         ...

@@ -81,6 +81,13 @@ class ErrorPublic(BaseModel):
     detail: str
 
 
+class CancelConflictPublic(BaseModel):
+    """Body of the 409 a DELETE gets when the job finished otherwise."""
+
+    detail: str
+    job: JobPublic
+
+
 class ValidationIssue(BaseModel):
     loc: list[str | int]
     msg: str

@@ -20,7 +20,7 @@ from reportjobs_gateway.ports import (
 )
 from reportjobs_gateway.servertime import ServerClock
 from reportjobs_kube import paths
-from reportjobs_kube.client import KubeClient
+from reportjobs_kube.client import MERGE_PATCH, KubeClient
 from reportjobs_kube.errors import Answered, Conflict, NotFound, Unreachable
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,19 @@ class KubeStore:
         if self._write_through is not None and read.obj is not None:
             self._write_through.job_written(read.obj)
         return read
+
+    async def request_cancel(self, name: str, *, uid: str) -> ReportJob | None:
+        """spec.cancel = true on the ReportJob of this uid (a merge patch; None when it is gone,
+        or is another ReportJob of that name: a uid differs, which the server refuses)."""
+        patch = {"metadata": {"uid": uid}, "spec": {"cancel": True}}
+        path = paths.reportjobs(self._namespace, name)
+        try:
+            data, _ = await self._call("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        except (NotFound, Conflict):
+            return None
+        if self._write_through is not None:
+            self._write_through.job_written(data)
+        return data
 
     async def list(self, *, label_selector: str) -> list[ReportJob]:
         data, _ = await self._call(
@@ -123,6 +136,7 @@ class KubeStore:
         *,
         body: dict[str, Any] | None = None,
         query: Mapping[str, str] | None = None,
+        content_type: str | None = None,
     ) -> tuple[dict[str, Any], float]:
         """One request; NotFound and Conflict are the callers' to map, others are
         StoreUnavailable."""
@@ -130,7 +144,9 @@ class KubeStore:
             client = await self._connected()
             sent = self._clock.monotonic()
             try:
-                answer = await client.request(method, path, query=query, body=body)
+                answer = await client.request(
+                    method, path, query=query, body=body, content_type=content_type
+                )
             except Answered as exc:
                 self._clock.observe(
                     date=exc.server_time, sent=sent, received=self._clock.monotonic()

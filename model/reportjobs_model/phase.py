@@ -9,6 +9,7 @@ class Phase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"
 
     @property
     def is_terminal(self) -> bool:
@@ -16,4 +17,4 @@ class Phase(StrEnum):
         return self in TERMINAL_PHASES
 
 
-TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT})
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT, Phase.CANCELLED})

@@ -71,3 +71,13 @@ def window_end_unix(reportjob: ReportJobBody) -> float:
 
 def is_deleting(reportjob: ReportJobBody) -> bool:
     return metadata_of(reportjob).get("deletionTimestamp") is not None
+
+
+def is_cancel_requested(reportjob: ReportJobBody) -> bool:
+    """spec.cancel: a DELETE of the job asked for it to end Cancelled."""
+    return spec_of(reportjob).get("cancel") is True
+
+
+def with_cancel(reportjob: ReportJobBody) -> dict[str, Any]:
+    """The same ReportJob body, asking for cancellation (for a job known only by its claim)."""
+    return {**reportjob, "spec": {**spec_of(reportjob), "cancel": True}}

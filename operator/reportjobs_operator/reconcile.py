@@ -16,6 +16,7 @@ from typing import Any
 from reportjobs_model.phase import Phase
 from reportjobs_model.reportjob import (
     ReportJobBody,
+    is_cancel_requested,
     is_deleting,
     name_of,
     status_of,
@@ -153,7 +154,7 @@ class _Pass:
             return
         name = name_of(reportjob)
         job = await self._owned(reportjob, self.cache.job(name))
-        if job is None and not _phase(reportjob).is_terminal:
+        if job is None and not _phase(reportjob).is_terminal and not is_cancel_requested(reportjob):
             job = await self._create_job(reportjob)
         sleep = status_of(reportjob).get("sleepSeconds")
         if sleep is None and job is not None:

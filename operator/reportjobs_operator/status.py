@@ -8,6 +8,7 @@ from typing import Any
 from reportjobs_model.phase import Phase
 from reportjobs_model.reportjob import (
     ReportJobBody,
+    is_cancel_requested,
     metadata_of,
     name_of,
     spec_of,
@@ -133,6 +134,8 @@ def _outcome(
             return _completed(pods, reportjob, _finished_at(complete, stamp), sleep)
         if (failed := true_condition(job, "Failed")) is not None:
             return _failed(failed, job, reportjob, _finished_at(failed, stamp))
+    if is_cancel_requested(reportjob):  # a Job that finished first keeps its own outcome
+        return _Outcome(Phase.CANCELLED, "Cancelled: by a DELETE of the job", stamp)
     started = _started_at(previous, pods) is not None
     if started or any(is_running(pod) for pod in pods):
         # Once started it stays Running until the Job is finished (a worker that has exited,

@@ -101,6 +101,16 @@ class FakeStore:
         self.objects[obj["metadata"]["name"]] = obj
         return obj
 
+    async def request_cancel(self, name: str, *, uid: str) -> ReportJob | None:
+        await self.pause("patch")
+        self.calls.append(f"cancel {name}")
+        obj = self.objects.get(name)
+        if obj is None or obj["metadata"]["uid"] != uid:
+            return None
+        obj["spec"]["cancel"] = True
+        obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
+        return copy.deepcopy(obj)
+
     async def list(self, *, label_selector: str) -> list[ReportJob]:
         key, _, value = label_selector.partition("=")
         return [

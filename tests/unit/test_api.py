@@ -287,7 +287,7 @@ def test_openapi_maximum_follows_each_apps_settings(store: FakeStore) -> None:
     [
         ("DELETE", "/jobs", "GET, POST, PUT"),
         ("PATCH", "/jobs", "GET, POST, PUT"),
-        ("POST", "/jobs/rj-abc-1", "GET"),
+        ("POST", "/jobs/rj-abc-1", "DELETE, GET"),
         ("PUT", "/healthz", "GET"),
     ],
 )

@@ -133,8 +133,20 @@ def test_http_date_and_unix_formatting() -> None:
 
 
 def test_phase_values_and_terminality() -> None:
-    assert [p.value for p in Phase] == ["Pending", "Running", "Succeeded", "Failed", "TimedOut"]
-    assert [p for p in Phase if p.is_terminal] == [Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT]
+    assert [p.value for p in Phase] == [
+        "Pending",
+        "Running",
+        "Succeeded",
+        "Failed",
+        "TimedOut",
+        "Cancelled",
+    ]
+    assert [p for p in Phase if p.is_terminal] == [
+        Phase.SUCCEEDED,
+        Phase.FAILED,
+        Phase.TIMED_OUT,
+        Phase.CANCELLED,
+    ]
     assert Phase("TimedOut") is Phase.TIMED_OUT
     assert Phase.RUNNING == "Running"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from reportjobs_model import crd
+from reportjobs_model.phase import Phase
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "deploy" / "crds" / "reportjobs.io_reportjobs.yaml"
@@ -68,4 +69,4 @@ def test_crd_matches_the_model() -> None:
     object_id = schema["spec"]["properties"]["objectId"]
     assert (object_id["minLength"], object_id["maxLength"]) == (1, 256)
     phases = schema["status"]["properties"]["phase"]["enum"]
-    assert phases == ["Pending", "Running", "Succeeded", "Failed", "TimedOut"]
+    assert phases == [phase.value for phase in Phase]

@@ -9,7 +9,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 GROUP, VERSION, PLURAL = "reportjobs.io", "v1alpha1", "reportjobs"
-TERMINAL = {"Succeeded", "Failed", "TimedOut"}
+TERMINAL = {"Succeeded", "Failed", "TimedOut", "Cancelled"}
 
 
 @dataclass

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
+from reportjobs_gateway.cancellation import cancel, phase_of
 from reportjobs_gateway.changes import versions
 from reportjobs_gateway.deps import CacheDep, CreatesDep, SettingsDep, StoreDep
 from reportjobs_gateway.metrics import SUBMISSION_PATHS
 from reportjobs_gateway.reads import find_job
 from reportjobs_gateway.schemas import (
+    CancelConflictPublic,
     ErrorPublic,
     JobList,
     JobPublic,
@@ -24,6 +26,7 @@ from reportjobs_gateway.submission import submit, unlisted_claimed_job
 from reportjobs_gateway.views import newest_first, to_public
 from reportjobs_model import labels
 from reportjobs_model.naming import object_hash
+from reportjobs_model.phase import Phase
 from reportjobs_model.reportjob import name_of, spec_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -138,3 +141,37 @@ async def get_job(
                     pass
         found = latest
     return to_public(found)
+
+
+_CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": JobPublic, "description": "The job is Cancelled (now, or already)"},
+    202: {"model": JobPublic, "description": "Cancel requested; the job will end Cancelled"},
+    404: {"model": ErrorPublic, "description": "No such job"},
+    409: {"model": CancelConflictPublic, "description": "The job finished otherwise"},
+    503: _ERRORS[503],
+}
+
+
+def _finished_otherwise(job: JobPublic) -> Response:
+    body = CancelConflictPublic(detail=f"job {job.job_id} already ended {job.status}", job=job)
+    return Response(body.model_dump_json(), status_code=409, media_type="application/json")
+
+
+@router.delete("/{job_id}", response_model=JobPublic, responses=_CANCEL_RESPONSES)
+async def cancel_job(job_id: str, store: StoreDep, cache: CacheDep) -> Response:
+    """Cancel a Pending or Running job: it ends `Cancelled`, its pod is stopped. A cancelled job
+    stays the job of its window."""
+    found = await find_job(store, cache, job_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
+    if not phase_of(found).is_terminal:
+        cancelled = await cancel(store, cache, found)
+        if cancelled is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
+        found = cancelled.job
+    job = to_public(found)
+    if job.status is Phase.CANCELLED:
+        return _json(job)
+    if phase_of(found).is_terminal:
+        return _finished_otherwise(job)
+    return _json(job, status_code=status.HTTP_202_ACCEPTED)
