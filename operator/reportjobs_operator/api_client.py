@@ -92,6 +92,9 @@ class KubeApi:
         except NotFound as exc:  # deleted meanwhile: the next pass finds it gone
             raise Conflict("the Job is gone") from exc
 
+    async def create_event(self, *, body: Obj) -> None:
+        await self._write("POST", paths.events(self._namespace), body)
+
     async def delete_pods_of(self, *, reportjob: str) -> None:
         self._fence()
         query = {"labelSelector": f"{labels.REPORTJOB}={reportjob}"}

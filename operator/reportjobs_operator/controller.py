@@ -54,6 +54,8 @@ class ReplicaConfig:
     workers: int
     """Reconciles at once in this replica, over all its shards."""
     resync_seconds: float
+    identity: str = ""
+    """This replica's name, on the Events it records."""
 
 
 @dataclass(slots=True)
@@ -134,6 +136,7 @@ class Replica:
             policy=config.policy,
             released=self._sweep.released,
             on_job_created=JOB_LAG.observe,
+            reporter=config.identity,
         )
         work = Shard(number=shard, fence=fence, index=index, queue=queue, reconciler=reconciler)
         self._shards[shard] = work

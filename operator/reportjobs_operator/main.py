@@ -64,6 +64,7 @@ async def serve(config: OperatorConfig) -> int:
             policy=policy_of(config),
             workers=config.workers,
             resync_seconds=config.resync_seconds,
+            identity=config.pod_name,
         ),
     )
     owner = ShardOwner(

@@ -47,6 +47,10 @@ class ReconcileApi(Protocol):
         raises Conflict when it is gone."""
         ...
 
+    async def create_event(self, *, body: Obj) -> None:
+        """A Kubernetes Event (events.py); raises Conflict when one of that name exists."""
+        ...
+
     async def delete_pods_of(self, *, reportjob: str) -> None:
         """Delete the worker pods labelled with this ReportJob's name (one collection delete)."""
         ...

@@ -19,11 +19,13 @@ from reportjobs_model.reportjob import (
     is_cancel_requested,
     is_deleting,
     name_of,
+    spec_of,
     status_of,
     uid_of,
     window_end_unix,
 )
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
+from reportjobs_operator.events import ACCEPTED, JOB_CREATED, build_event, reason_of_phase
 from reportjobs_operator.job_pod_fields import (
     is_controlled_by,
     is_finished,
@@ -31,7 +33,7 @@ from reportjobs_operator.job_pod_fields import (
 )
 from reportjobs_operator.job_pod_fields import is_deleting as is_going
 from reportjobs_operator.manifests import WorkerTemplate, build_job
-from reportjobs_operator.ports import Cache, Conflict, Obj, ReconcileApi
+from reportjobs_operator.ports import Cache, Conflict, Fenced, Obj, ReconcileApi
 from reportjobs_operator.status import build_status, worth_writing
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Reconciler:
         draw: Callable[[int, int], int] = _SYSTEM_RANDOM.randint,
         clock: Callable[[], datetime] = utc_now,
         on_job_created: Callable[[float], None] = _no_lag,
+        reporter: str = "",
     ) -> None:
         self._api = api
         self._cache = cache
@@ -75,6 +78,7 @@ class Reconciler:
         self._draw = draw
         self._clock = clock
         self._on_job_created = on_job_created
+        self._reporter = reporter
 
     def is_settled(self, reportjob: Obj) -> bool:
         """Nothing to do until retention ends: terminal, its Job finished (or gone) and its pods
@@ -104,6 +108,7 @@ class Reconciler:
                 draw=self._draw,
                 now=self._clock(),
                 on_job_created=self._on_job_created,
+                reporter=self._reporter,
             )
             try:
                 await one_pass.run(reportjob)
@@ -148,11 +153,20 @@ class _Pass:
     draw: Callable[[int, int], int]
     now: datetime
     on_job_created: Callable[[float], None]
+    reporter: str
 
     async def run(self, reportjob: Obj | None) -> None:
         if reportjob is None or is_deleting(reportjob):
             return
         name = name_of(reportjob)
+        if "phase" not in status_of(reportjob):
+            spec = spec_of(reportjob)
+            await self._tell(
+                reportjob,
+                ACCEPTED,
+                f"Accepted: object {spec.get('objectId')!r}, timeout {spec.get('timeoutSeconds')}"
+                f" s, dedup window {spec.get('windowSeconds')} s",
+            )
         job = await self._owned(reportjob, self.cache.job(name))
         if job is None and not _phase(reportjob).is_terminal and not is_cancel_requested(reportjob):
             job = await self._create_job(reportjob)
@@ -169,7 +183,11 @@ class _Pass:
             reportjob=reportjob, job=job, pods=pods, sleep_seconds=sleep, now=self.now
         )
         if worth_writing(status_of(reportjob), status):
+            before = _phase(reportjob)
             reportjob = await self._write_status(reportjob, status)
+            reason = reason_of_phase(Phase(status["phase"]))
+            if Phase(status["phase"]) != before and reason is not None:
+                await self._tell(reportjob, reason, str(status.get("message", reason)))
         if Phase(status["phase"]).is_terminal:
             await self._clean_up(reportjob, job)
 
@@ -205,7 +223,28 @@ class _Pass:
             return await self._owned(reportjob, existing)
         self.cache.remember(job)
         self.on_job_created(_seconds_between(reportjob, job))
+        await self._tell(
+            reportjob, JOB_CREATED, f"Created Job {name_of(job)}: the worker sleeps {sleep} s"
+        )
         return job
+
+    async def _tell(self, reportjob: Obj, reason: str, message: str) -> None:
+        """An Event, at most once per reason (events.py); best effort: a failure is logged."""
+        body = build_event(
+            reportjob=reportjob,
+            reason=reason,
+            message=message,
+            now=self.now,
+            reporter=self.reporter,
+        )
+        try:
+            await self.api.create_event(body=body)
+        except Conflict:  # told already
+            return
+        except Fenced:
+            raise
+        except Exception:
+            log.exception("could not record the %s Event of %s", reason, name_of(reportjob))
 
     async def _clean_up(self, reportjob: Obj, job: Obj | None) -> None:
         """Steps 4 and 5. The Job is kept, finished, for as long as its ReportJob: its name

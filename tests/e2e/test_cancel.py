@@ -64,6 +64,10 @@ def test_cancel_a_running_and_a_pending_job(
         if name in jobs:
             assert jobs[name].spec.active_deadline_seconds == 1
             assert not jobs[name].status.active
+    told = cluster.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=ReportJob,involvedObject.name={running}"
+    ).items
+    assert {(e.reason, e.type) for e in told} >= {("Started", "Normal"), ("Cancelled", "Normal")}
     print(f"\ncancel: the running job's pod was gone {pod_gone:.1f}s after the DELETE")
     assert pod_gone <= POD_GONE_SECONDS, pod_gone
     assert direct.request("DELETE", "/jobs/rj-0123456789abcdef01234567-1").status == 404

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import urllib.request
-from pathlib import Path
 
 from kubernetes import client
 
 from tests.e2e.conftest import DeployRelease
-from tests.e2e.support.kube import Cluster
+from tests.e2e.support.kube import Cluster, kubectl_binary
 from tests.e2e.support.polling import wait_until
 from tests.e2e.support.release import helmctl
-
-
-def kubectl_binary() -> str:
-    """$KUBECTL, else kubectl on PATH, else the one the local test bed built."""
-    built = Path("/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl")
-    return os.environ.get("KUBECTL") or shutil.which("kubectl") or str(built)
 
 
 def can_i(
@@ -71,6 +62,8 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     operator = next(a for a in accounts if a.endswith("-operator"))
 
     assert can_i(cluster, namespace, gateway, "create", "reportjobs", "reportjobs.io")
+    assert can_i(cluster, namespace, gateway, "patch", "reportjobs", "reportjobs.io")  # cancel
+    assert not can_i(cluster, namespace, gateway, "update", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, gateway, "create", "jobs", "batch")
     assert not can_i(cluster, namespace, gateway, "update", "reportjobs/status", "reportjobs.io")
     assert not can_i(cluster, namespace, gateway, "get", "secrets")
@@ -105,6 +98,8 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert can_i(cluster, namespace, operator, "deletecollection", "pods")
     assert not can_i(cluster, namespace, operator, "create", "pods")
     assert not can_i(cluster, namespace, operator, "update", "pods")
+    assert can_i(cluster, namespace, operator, "create", "events")
+    assert not can_i(cluster, namespace, operator, "delete", "events")
     # Shard and member Leases in its own namespace only.
     for verb in ("list", "create", "update", "delete"):
         assert can_i(cluster, namespace, operator, verb, "leases", "coordination.k8s.io")

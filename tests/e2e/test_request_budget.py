@@ -90,6 +90,10 @@ def test_at_most_six_requests_per_job(deploy_release: DeployRelease, cluster: Cl
     print(f"operator requests for {JOBS} jobs (audit log): {dict(sorted(counted.items()))}")
     print(f"per job: {total / JOBS:.2f} (budget {BUDGET_PER_JOB})")
     assert counted["create jobs"] == JOBS  # the counter sees the operator's work
+    # Besides the budget: the Events of each job's story (Accepted, JobCreated, Started,
+    # Succeeded), one create each (a retried one meets 409).
+    print(f"Events: {counted['create events'] / JOBS:.2f} creates per job (outside the budget)")
+    assert 4 * JOBS <= counted["create events"] <= 5 * JOBS, counted
     assert total <= BUDGET_PER_JOB * JOBS, per_job
     by_name = Counter(
         e["objectRef"].get("name")

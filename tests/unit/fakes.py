@@ -215,6 +215,7 @@ class FakeOperatorApi:
         self.jobs: dict[str, Obj] = {}
         self.pods: list[Obj] = []
         self.calls: list[str] = []
+        self.events: dict[str, Obj] = {}
         self.status_conflicts = 0
         self._versions = itertools.count(100)
 
@@ -285,6 +286,13 @@ class FakeOperatorApi:
         job.setdefault("spec", {})["activeDeadlineSeconds"] = 1
         job["metadata"]["resourceVersion"] = str(next(self._versions))
         return copy.deepcopy(job)
+
+    async def create_event(self, *, body: Obj) -> None:
+        """Events are kept apart from `calls` (the request budget counts the reconcile's)."""
+        name = body["metadata"]["name"]
+        if name in self.events:
+            raise Conflict("exists")
+        self.events[name] = copy.deepcopy(body)
 
     async def delete_pods_of(self, *, reportjob: str) -> None:
         self.calls.append(f"delete_pods_of {reportjob}")

@@ -306,3 +306,35 @@ async def test_resync_queues_only_what_is_not_settled() -> None:
     await _reconcile(reconciler, cache)
     cache.sync()
     assert reconciler.unsettled(cache.reportjobs.values()) == []
+
+
+async def test_a_whole_life_tells_its_story_in_events_once() -> None:
+    api, cache, reconciler, _, _ = _setup()
+    await _reconcile(reconciler, cache)
+    await _reconcile(reconciler, cache)  # the Job's ADDED event: nothing new to tell
+    job = api.jobs[NAME]
+    started = {"startedAt": stamp(B * W + 60)}
+    api.pods = [_pod(job, "p", "Running", running=started)]
+    await _reconcile(reconciler, cache)
+    api.pods = [_pod(job, "p", "Succeeded", terminated={"exitCode": 0, **started, "message": ""})]
+    _complete(api)
+    await _reconcile(reconciler, cache)
+    await _reconcile(reconciler, cache)
+    events = list(api.events.values())
+    assert [e["reason"] for e in events] == ["Accepted", "JobCreated", "Started", "Succeeded"]
+    assert {e["type"] for e in events} == {"Normal"}
+    assert all(e["involvedObject"]["name"] == NAME for e in events)
+    assert all(e["involvedObject"]["kind"] == "ReportJob" for e in events)
+    assert "sleeps 23 s" in events[1]["message"]
+
+
+async def test_a_timeout_is_a_warning_event() -> None:
+    api, cache, reconciler, _, _ = _setup()
+    await _reconcile(reconciler, cache)
+    api.jobs[NAME]["status"] = {
+        "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    }
+    await _reconcile(reconciler, cache)
+    timed_out = api.events[f"{NAME}.timedout"]
+    assert (timed_out["reason"], timed_out["type"]) == ("TimedOut", "Warning")
+    assert timed_out["message"].startswith("TimedOut")

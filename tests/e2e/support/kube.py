@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
@@ -98,6 +101,12 @@ class Cluster:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+def kubectl_binary() -> str:
+    """$KUBECTL, else kubectl on PATH, else the one the local test bed built."""
+    built = Path("/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl")
+    return os.environ.get("KUBECTL") or shutil.which("kubectl") or str(built)
 
 
 def is_ready(pod: client.V1Pod) -> bool:
