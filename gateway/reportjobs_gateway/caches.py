@@ -33,7 +33,15 @@ log = logging.getLogger(__name__)
 
 WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
 REPORTJOBS = f"{labels.MANAGED_BY}={labels.GATEWAY}"
-_STATUS_SHOWN = ("phase", "sleepSeconds", "attempts", "startedAt", "finishedAt", "message")
+_STATUS_SHOWN = (
+    "phase",
+    "sleepSeconds",
+    "attempts",
+    "startedAt",
+    "finishedAt",
+    "message",
+    "notification",
+)
 
 
 def trim_reportjob(obj: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from reportjobs_gateway.creation import BackgroundCreates
 from reportjobs_gateway.ports import Cache, JobStore
 from reportjobs_gateway.settings import GatewaySettings
+from reportjobs_model.callbacks import AddressPolicy
 
 
 async def get_settings(request: Request) -> GatewaySettings:
@@ -25,6 +26,11 @@ async def get_cache(request: Request) -> Cache | None:
     return cache
 
 
+async def get_callback_policy(request: Request) -> AddressPolicy:
+    policy: AddressPolicy = request.app.state.callback_policy
+    return policy
+
+
 async def get_creates(request: Request) -> BackgroundCreates:
     creates: BackgroundCreates = request.app.state.creates
     return creates
@@ -34,3 +40,4 @@ SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CacheDep = Annotated[Cache | None, Depends(get_cache)]
 CreatesDep = Annotated[BackgroundCreates, Depends(get_creates)]
+CallbackPolicyDep = Annotated[AddressPolicy, Depends(get_callback_policy)]

@@ -20,6 +20,7 @@ from reportjobs_gateway.servertime import ServerClock
 from reportjobs_gateway.settings import GatewaySettings
 from reportjobs_gateway.store import KubeStore
 from reportjobs_kube.errors import Unreachable
+from reportjobs_model.callbacks import AddressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         strict_content_type=False,
     )
     app.state.settings = settings
+    app.state.callback_policy = AddressPolicy.of(
+        allowed_cidrs=settings.callback_allowed_cidrs,
+        allowed_hosts=settings.callback_allowed_hosts,
+        blocked_cidrs=settings.callback_blocked_cidrs,
+    )
     clock = ServerClock()
     caches = GatewayCaches(clock=clock) if settings.cache else None
     app.state.caches = caches

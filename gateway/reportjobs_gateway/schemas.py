@@ -1,10 +1,11 @@
 """Request and response bodies of the HTTP API, one schema per use."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from reportjobs_model.callbacks import MAX_URL_LENGTH
 from reportjobs_model.phase import Phase
 
 OBJECT_ID_MAX_LENGTH = 256
@@ -50,6 +51,23 @@ class JobSubmission(BaseModel):
         description="Deadline of the job in seconds (1 to the configured maximum); "
         "null or absent for the default.",
     )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL_LENGTH,
+        description="http(s) URL the outcome is POSTed to, signed (Standard Webhooks), when the "
+        "job ends. Its host must resolve to public addresses (or ones the release allows). "
+        "A submission answered with an existing job keeps that job's callback.",
+        examples=["https://example.com/hooks/reports"],
+    )
+
+
+class NotificationPublic(BaseModel):
+    """Delivery of the job's outcome to its callback_url."""
+
+    state: Literal["Pending", "Delivered", "Failed"]
+    attempts: int
+    last_error: str | None
+    delivered_at: datetime | None
 
 
 class JobPublic(BaseModel):
@@ -67,6 +85,8 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     message: str | None
+    callback_url: str | None = None
+    notification: NotificationPublic | None = None
 
 
 class JobList(BaseModel):

@@ -29,6 +29,11 @@ class GatewaySettings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     cache: bool = True
+    # Callback URLs (reportjobs_model.callbacks): what lets a non-public address through, and
+    # the cluster's own ranges to refuse besides the private ones (JSON lists).
+    callback_allowed_cidrs: list[str] = Field(default_factory=list)
+    callback_allowed_hosts: list[str] = Field(default_factory=list)
+    callback_blocked_cidrs: list[str] = Field(default_factory=list)
     """Serve reads and the fast submission paths from watch-fed caches (REPORTJOBS_CACHE)."""
     pod_name: str = Field(default_factory=socket.gethostname, validation_alias="POD_NAME")
 

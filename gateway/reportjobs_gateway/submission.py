@@ -87,6 +87,7 @@ async def submit(
     window_seconds: int,
     cache: Cache | None = None,
     max_rounds: int = MAX_ROUNDS,
+    callback_url: str | None = None,
 ) -> Submitted:
     """Answer with the job whose window covers now, or claim the window for a new job."""
     shard, key = shard_name(object_id), entry_key(object_id)
@@ -97,6 +98,7 @@ async def submit(
             object_id=object_id,
             timeout_seconds=timeout_seconds,
             window_seconds=window_seconds,
+            callback_url=callback_url,
         )
         if fast is not None:
             return fast
@@ -118,6 +120,7 @@ async def submit(
             now=now,
             window_seconds=window_seconds,
             timeout_seconds=timeout_seconds,
+            callback_url=callback_url,
         )
         version = None if read.obj is None else str(read.obj["metadata"]["resourceVersion"])
         body = build_window_shard(
@@ -131,7 +134,13 @@ async def submit(
 
 
 async def _from_cache(
-    store: JobStore, cache: Cache, *, object_id: str, timeout_seconds: int, window_seconds: int
+    store: JobStore,
+    cache: Cache,
+    *,
+    object_id: str,
+    timeout_seconds: int,
+    window_seconds: int,
+    callback_url: str | None,
 ) -> Submitted | None:
     """The cached paths; None when they cannot answer (then the API path does)."""
     now = cache.now()
@@ -161,6 +170,7 @@ async def _from_cache(
         now=accepted,
         window_seconds=window_seconds,
         timeout_seconds=timeout_seconds,
+        callback_url=callback_url,
     )
     version = None if cached is None else str(cached["metadata"]["resourceVersion"])
     body = build_window_shard(

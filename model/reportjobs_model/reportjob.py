@@ -16,6 +16,14 @@ ReportJobBody = Mapping[str, Any]
 def build_reportjob(*, object_id: str, claim: Claim) -> dict[str, Any]:
     """The job a claim names: the same name and spec whoever builds it (the gateway that won the
     claim, or whoever finds the claim without its job)."""
+    spec: dict[str, Any] = {
+        "objectId": object_id,
+        "timeoutSeconds": claim.timeout_seconds,
+        "windowSeconds": claim.window_seconds,
+        "acceptedAt": format_unix(claim.accepted_at),
+    }
+    if claim.callback_url is not None:
+        spec["callbackUrl"] = claim.callback_url
     return {
         "apiVersion": crd.API_VERSION,
         "kind": crd.KIND,
@@ -27,12 +35,7 @@ def build_reportjob(*, object_id: str, claim: Claim) -> dict[str, Any]:
                 labels.BUCKET: str(bucket_of(claim.job_name)),
             },
         },
-        "spec": {
-            "objectId": object_id,
-            "timeoutSeconds": claim.timeout_seconds,
-            "windowSeconds": claim.window_seconds,
-            "acceptedAt": format_unix(claim.accepted_at),
-        },
+        "spec": spec,
     }
 
 

@@ -54,10 +54,18 @@ class Claim:
     object_id: str | None = None
     """None in claims written before claims named their object (their job was created before
     the submission was answered)."""
+    callback_url: str | None = None
+    """Where the operator POSTs the job's outcome (notifications)."""
 
     @classmethod
     def new(
-        cls, *, object_id: str, now: float, window_seconds: int, timeout_seconds: int
+        cls,
+        *,
+        object_id: str,
+        now: float,
+        window_seconds: int,
+        timeout_seconds: int,
+        callback_url: str | None = None,
     ) -> "Claim":
         """A claim accepted at server time `now` (whole seconds, as the Date header has)."""
         accepted_at = int(now)
@@ -67,6 +75,7 @@ class Claim:
             window_seconds=window_seconds,
             timeout_seconds=timeout_seconds,
             object_id=object_id,
+            callback_url=callback_url,
         )
 
     def is_open(self, *, now: float) -> bool:
@@ -82,6 +91,8 @@ class Claim:
         }
         if self.object_id is not None:
             fields["objectId"] = self.object_id
+        if self.callback_url is not None:
+            fields["callbackUrl"] = self.callback_url
         return json.dumps(fields, separators=(",", ":"))
 
 
@@ -95,6 +106,7 @@ def claim_of(entry: str) -> Claim | None:
             window_seconds=int(fields["windowSeconds"]),
             timeout_seconds=int(fields["timeoutSeconds"]),
             object_id=None if fields.get("objectId") is None else str(fields["objectId"]),
+            callback_url=None if fields.get("callbackUrl") is None else str(fields["callbackUrl"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -72,6 +72,8 @@ def test_post_creates_a_job(client: TestClient) -> None:
         "started_at": None,
         "finished_at": None,
         "message": None,
+        "callback_url": None,
+        "notification": None,
     }
 
 

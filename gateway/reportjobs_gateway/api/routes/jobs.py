@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
+from reportjobs_gateway.callback_check import callback_refusal
 from reportjobs_gateway.cancellation import cancel, phase_of
 from reportjobs_gateway.changes import versions
-from reportjobs_gateway.deps import CacheDep, CreatesDep, SettingsDep, StoreDep
+from reportjobs_gateway.deps import CacheDep, CallbackPolicyDep, CreatesDep, SettingsDep, StoreDep
 from reportjobs_gateway.metrics import SUBMISSION_PATHS
 from reportjobs_gateway.reads import find_job
 from reportjobs_gateway.schemas import (
@@ -80,16 +81,25 @@ async def submit_job(
     cache: CacheDep,
     settings: SettingsDep,
     creates: CreatesDep,
+    callbacks: CallbackPolicyDep,
 ) -> Response:
     """Start a report job for `object_id`, unless one was started within the window.
 
     A new job is answered once its claim is written; its ReportJob is created right after."""
+    timeout_seconds = _timeout_of(submission, settings)
+    if submission.callback_url is not None:
+        refused = await callback_refusal(submission.callback_url, policy=callbacks)
+        if refused is not None:
+            raise RequestValidationError(
+                [{"loc": ("body", "callback_url"), "msg": refused, "type": "value_error"}]
+            )
     outcome = await submit(
         store,
         object_id=submission.object_id,
-        timeout_seconds=_timeout_of(submission, settings),
+        timeout_seconds=timeout_seconds,
         window_seconds=settings.window_seconds,
         cache=cache,
+        callback_url=submission.callback_url,
     )
     SUBMISSION_PATHS.labels(outcome.path.value).inc()
     if outcome.to_create is not None:
