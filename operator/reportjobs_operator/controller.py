@@ -21,6 +21,7 @@ from reportjobs_kube.client import KubeClient
 from reportjobs_kube.informer import running
 from reportjobs_model.shards import selector_of, shard_of
 from reportjobs_operator.api_client import KubeApi
+from reportjobs_operator.deliveries import Deliveries, ShardAccess
 from reportjobs_operator.index import Index
 from reportjobs_operator.leases import Fence
 from reportjobs_operator.metrics import (
@@ -56,6 +57,8 @@ class ReplicaConfig:
     resync_seconds: float
     identity: str = ""
     """This replica's name, on the Events it records."""
+    deliveries: Deliveries | None = None
+    """Notifications to callback URLs (None: none are sent)."""
 
 
 @dataclass(slots=True)
@@ -67,6 +70,7 @@ class Shard:
     index: Index
     queue: WorkQueue
     reconciler: Reconciler
+    access: ShardAccess | None = None
     task: "asyncio.Task[None] | None" = None
     synced: bool = False
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -138,7 +142,14 @@ class Replica:
             on_job_created=JOB_LAG.observe,
             reporter=config.identity,
         )
-        work = Shard(number=shard, fence=fence, index=index, queue=queue, reconciler=reconciler)
+        work = Shard(
+            number=shard,
+            fence=fence,
+            index=index,
+            queue=queue,
+            reconciler=reconciler,
+            access=ShardAccess(cache=index, api=api, holds=fence.holds, wake=queue.add),
+        )
         self._shards[shard] = work
         work.task = asyncio.create_task(self._run(work))
 
@@ -214,6 +225,9 @@ class Replica:
                 RECONCILES.labels("error" if failed else "ok").inc()
                 RECONCILE_SECONDS.observe(time.perf_counter() - started)
                 queue.done(name, failed=failed)
+            deliveries = self._config.deliveries
+            if deliveries is not None and shard.access is not None and shard.fence.holds():
+                deliveries.consider(name, access=shard.access)
 
     async def _requeue(self, shard: Shard) -> None:
         while True:

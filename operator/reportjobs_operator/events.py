@@ -18,7 +18,7 @@ SOURCE: Final = "reportjobs-operator"
 ACCEPTED: Final = "Accepted"
 JOB_CREATED: Final = "JobCreated"
 STARTED: Final = "Started"
-WARNINGS: Final = frozenset({Phase.FAILED.value, Phase.TIMED_OUT.value})
+WARNINGS: Final = frozenset({Phase.FAILED.value, Phase.TIMED_OUT.value, "NotificationFailed"})
 
 _PHASE_REASONS: Final = {
     Phase.RUNNING: STARTED,

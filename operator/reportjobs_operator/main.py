@@ -11,15 +11,19 @@ import signal
 import sys
 
 from reportjobs_kube.client import KubeClient
+from reportjobs_model.callbacks import AddressPolicy
 from reportjobs_operator.api_client import KubeApi
 from reportjobs_operator.controller import Replica, ReplicaConfig
+from reportjobs_operator.deliveries import Deliveries
 from reportjobs_operator.health import Health, beat, serve_health
 from reportjobs_operator.leases import LeaseTerms
 from reportjobs_operator.manifests import WorkerTemplate
 from reportjobs_operator.metrics import MEMBERS, SHARDS_TOTAL
+from reportjobs_operator.notifications import RetryPolicy
 from reportjobs_operator.reconcile import Policy
 from reportjobs_operator.settings import OperatorConfig
 from reportjobs_operator.sharding import ShardLeases, ShardOwner
+from reportjobs_operator.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,24 @@ async def serve(config: OperatorConfig) -> int:
         timeout_seconds=config.api_timeout_seconds,
         user_agent=f"reportjobs-operator/{config.pod_name}",
     )
+    sender = WebhookSender(
+        secret=config.webhook_secret,
+        policy=AddressPolicy.of(
+            allowed_cidrs=config.callback_allowed_cidrs,
+            allowed_hosts=config.callback_allowed_hosts,
+            blocked_cidrs=config.callback_blocked_cidrs,
+        ),
+        timeout_seconds=config.notify_timeout_seconds,
+    )
+    deliveries = Deliveries(
+        sender=sender,
+        policy=RetryPolicy(
+            max_attempts=config.notify_max_attempts,
+            backoff_seconds=config.notify_backoff_seconds,
+        ),
+        concurrency=config.notify_concurrency,
+        reporter=config.pod_name,
+    )
     replica = Replica(
         client=client,
         config=ReplicaConfig(
@@ -65,6 +87,7 @@ async def serve(config: OperatorConfig) -> int:
             workers=config.workers,
             resync_seconds=config.resync_seconds,
             identity=config.pod_name,
+            deliveries=deliveries,
         ),
     )
     owner = ShardOwner(
@@ -97,6 +120,7 @@ async def serve(config: OperatorConfig) -> int:
         with contextlib.suppress(Exception):
             await sweep
         heartbeat.cancel()
+        await sender.close()
         await client.close()
         server.shutdown()
     return code

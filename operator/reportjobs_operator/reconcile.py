@@ -33,6 +33,7 @@ from reportjobs_operator.job_pod_fields import (
 )
 from reportjobs_operator.job_pod_fields import is_deleting as is_going
 from reportjobs_operator.manifests import WorkerTemplate, build_job
+from reportjobs_operator.notifications import is_pending
 from reportjobs_operator.ports import Cache, Conflict, Fenced, Obj, ReconcileApi
 from reportjobs_operator.status import build_status, worth_writing
 
@@ -83,7 +84,7 @@ class Reconciler:
     def is_settled(self, reportjob: Obj) -> bool:
         """Nothing to do until retention ends: terminal, its Job finished (or gone) and its pods
         gone (a resync may skip it)."""
-        if not _phase(reportjob).is_terminal:
+        if not _phase(reportjob).is_terminal or is_pending(reportjob):
             return False
         name = name_of(reportjob)
         if _needs_cleanup(self._cache.job(name), self._cache.pods_of(name)):

@@ -53,6 +53,16 @@ class OperatorConfig(BaseSettings):
     health_port: int = Field(default=8080, ge=1, le=65535)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     pod_name: str = Field(default_factory=socket.gethostname, validation_alias="POD_NAME")
+    # Notifications (notifications.py): the Standard Webhooks signing secret ("whsec_..."),
+    # the retry schedule, and the address policy of callback URLs (as the gateway's).
+    webhook_secret: str | None = Field(default=None, repr=False)
+    notify_max_attempts: int = Field(default=8, ge=1, le=100)
+    notify_backoff_seconds: float = Field(default=40.0, gt=0)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0)
+    notify_concurrency: int = Field(default=16, ge=1, le=1024)
+    callback_allowed_cidrs: list[str] = Field(default_factory=list)
+    callback_allowed_hosts: list[str] = Field(default_factory=list)
+    callback_blocked_cidrs: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _sleep_range(self) -> Self:

@@ -23,6 +23,7 @@ from reportjobs_operator.job_pod_fields import (
     true_condition,
     waiting_reason,
 )
+from reportjobs_operator.notifications import initial
 from reportjobs_operator.ports import Obj
 
 JOB_CREATED = "JobCreated"
@@ -236,6 +237,7 @@ def build_status(
         "message": outcome.message,
         "observedGeneration": generation,
         "conditions": conditions,
+        "notification": initial(reportjob=reportjob, phase=outcome.phase, now=now),
     }
     return {key: value for key, value in status.items() if value is not None}
 

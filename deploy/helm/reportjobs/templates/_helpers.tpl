@@ -201,3 +201,22 @@ Usage: include "reportjobs.podAnnotations" (dict "ctx" $ "annotations" .Values.g
 {{- toYaml $annotations }}
 {{- end }}
 {{- end }}
+
+{{/*
+The Secret holding the webhook signing secret (under the key `secret`).
+*/}}
+{{- define "reportjobs.webhookSecretName" -}}
+{{- .Values.notifications.secretName | default (printf "%s-webhook" (include "reportjobs.fullname" .)) }}
+{{- end }}
+
+{{/*
+The callback address policy, as env vars (gateway and operator).
+*/}}
+{{- define "reportjobs.callbackPolicyEnv" -}}
+- name: REPORTJOBS_CALLBACK_ALLOWED_CIDRS
+  value: {{ .Values.notifications.allowedCIDRs | toJson | quote }}
+- name: REPORTJOBS_CALLBACK_ALLOWED_HOSTS
+  value: {{ .Values.notifications.allowedHosts | toJson | quote }}
+- name: REPORTJOBS_CALLBACK_BLOCKED_CIDRS
+  value: {{ .Values.notifications.blockedCIDRs | toJson | quote }}
+{{- end }}
