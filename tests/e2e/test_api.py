@@ -22,6 +22,8 @@ JOB_FIELDS = {
     "started_at",
     "finished_at",
     "message",
+    "callback_url",
+    "notification",
 }
 
 

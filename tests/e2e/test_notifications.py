@@ -201,7 +201,10 @@ def test_a_failed_job_is_delivered_as_job_failed(
     if local_testbed_problem(cluster):
         pytest.skip("the receiver must be reachable from pods (the local test bed's bridge)")
     release = deploy_release(
-        worker={"backoffLimit": 0, "resources": {"limits": {"memory": "6Mi"}}},
+        worker={
+            "backoffLimit": 0,
+            "resources": {"requests": {"memory": "6Mi"}, "limits": {"memory": "6Mi"}},
+        },
         notifications={"allowedCIDRs": [f"{BRIDGE}/32"], "backoffSeconds": 4},
     )
     secret = cluster.core.read_namespaced_secret("reportjobs-webhook", release.namespace)
