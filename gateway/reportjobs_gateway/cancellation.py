@@ -25,7 +25,9 @@ class Cancelled:
     terminal yet (the operator has not written the outcome within the wait)."""
 
 
-async def cancel(store: JobStore, cache: Cache | None, job: ReportJob) -> Cancelled | None:
+async def cancel(
+    store: JobStore, cache: Cache | None, job: ReportJob, *, wait_seconds: float = 60
+) -> Cancelled | None:
     """Ask for `job` (not terminal) to end Cancelled; None when it is gone meanwhile."""
     name = name_of(job)
     uid = metadata_of(job).get("uid")
@@ -43,7 +45,7 @@ async def cancel(store: JobStore, cache: Cache | None, job: ReportJob) -> Cancel
     latest = asked
     if cache is not None and cache.ready():
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+            async with asyncio.timeout(min(CANCEL_WAIT_SECONDS, wait_seconds)):
                 async for latest in versions(cache, asked):  # noqa: B007 - the last one counts
                     pass
     return Cancelled(job=latest)

@@ -29,6 +29,9 @@ class GatewaySettings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     cache: bool = True
+    # The longest a request waits for a job (`?wait`, a DELETE's wait for the operator): the
+    # smaller of what it asks and this.
+    max_wait_seconds: int = Field(default=60, ge=1, le=60)
     # Callback URLs (reportjobs_model.callbacks): what lets a non-public address through, and
     # the cluster's own ranges to refuse besides the private ones (JSON lists).
     callback_allowed_cidrs: list[str] = Field(default_factory=list)

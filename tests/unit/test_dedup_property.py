@@ -161,6 +161,9 @@ class ClockedStore(FakeStore):
         return written
 
 
+CLIENT_ATTEMPTS = 1000
+
+
 @dataclass
 class World:
     """One run: a store whose every pause is decided by `rnd`; with `cached`, submissions
@@ -201,10 +204,12 @@ class World:
             raise Crash(point)
 
     async def client(self, object_id: str) -> None:
-        """A user who retries on errors (with the same object id) until answered."""
+        """A user who retries on errors (with the same object id) until answered. With a crash
+        rate of 0.2 at each of a submission's many steps, most attempts fail: enough of them
+        that an answer is certain (50 were too few: hypothesis found a run that needed more)."""
         for _ in range(self.rnd.randint(0, 4)):
             await self.pause("idle")
-        for _ in range(50):
+        for _ in range(CLIENT_ATTEMPTS):
             started = self.store.now
             try:
                 outcome = await submit(

@@ -1,5 +1,7 @@
 """A job's status changes as Server-Sent Events, driven by the gateway's watch of the jobs."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -16,6 +18,9 @@ from reportjobs_gateway.views import to_public
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 PING_SECONDS = 15
+STREAM_SECONDS = 300
+"""A stream ends after this long even if the job has not; the client reconnects with
+Last-Event-ID (EventSource does so by itself) and gets only what changed since."""
 UNSAVED = "0"
 """The event id of a job known only from its claim (its ReportJob is still being created)."""
 
@@ -37,13 +42,15 @@ async def _changes(
     """An event for each version whose public JSON differs from the last one sent (none for
     the version the client says it has seen); ends after a terminal one."""
     sent = None
-    async for version in versions(cache, job):
-        event_id = version_of(version) or UNSAVED
-        public = to_public(version)
-        if event_id != seen and public != sent:
-            yield ServerSentEvent(data=public.model_dump_json(), event="job", id=event_id)
-            sent = public
-        seen = event_id
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STREAM_SECONDS):
+            async for version in versions(cache, job):
+                event_id = version_of(version) or UNSAVED
+                public = to_public(version)
+                if event_id != seen and public != sent:
+                    yield ServerSentEvent(data=public.model_dump_json(), event="job", id=event_id)
+                    sent = public
+                seen = event_id
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse, responses=_RESPONSES)

@@ -137,7 +137,7 @@ WaitSeconds = Annotated[
 
 @router.get("/{job_id}", responses={404: {"model": ErrorPublic}, **_ERRORS})
 async def get_job(
-    job_id: str, store: StoreDep, cache: CacheDep, wait: WaitSeconds = None
+    job_id: str, store: StoreDep, cache: CacheDep, settings: SettingsDep, wait: WaitSeconds = None
 ) -> JobPublic:
     """One job by its id; with `wait`, once it is terminal or after `wait` seconds."""
     found = await find_job(store, cache, job_id)
@@ -146,7 +146,7 @@ async def get_job(
     if wait is not None and cache is not None and cache.ready():
         latest = found
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
+            async with asyncio.timeout(min(wait, settings.max_wait_seconds)):
                 async for latest in versions(cache, found):  # noqa: B007 - the last one counts
                     pass
         found = latest
@@ -168,14 +168,16 @@ def _finished_otherwise(job: JobPublic) -> Response:
 
 
 @router.delete("/{job_id}", response_model=JobPublic, responses=_CANCEL_RESPONSES)
-async def cancel_job(job_id: str, store: StoreDep, cache: CacheDep) -> Response:
+async def cancel_job(
+    job_id: str, store: StoreDep, cache: CacheDep, settings: SettingsDep
+) -> Response:
     """Cancel a Pending or Running job: it ends `Cancelled`, its pod is stopped. A cancelled job
     stays the job of its window."""
     found = await find_job(store, cache, job_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
     if not phase_of(found).is_terminal:
-        cancelled = await cancel(store, cache, found)
+        cancelled = await cancel(store, cache, found, wait_seconds=settings.max_wait_seconds)
         if cancelled is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id!r} not found")
         found = cancelled.job
