@@ -14,7 +14,7 @@ from tests.e2e.support.direct import gateway_url
 from tests.e2e.support.kube import Cluster
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-MIN_REQUESTS = 1000
+MIN_REQUESTS = 800  # examples, coverage and fuzzing of 6 operations (no stateful phase)
 # Every check that applies to an API without authentication or linked resources.
 CHECKS = [
     "not_a_server_error",
@@ -23,7 +23,9 @@ CHECKS = [
     "content_type_conformance",
     "response_headers_conformance",
     "negative_data_rejection",
-    "positive_data_acceptance",
+    # positive_data_acceptance is left out: a schema-valid callback_url (any string of at most
+    # 2,048 characters) is refused with 422 for what it is or where it points (no SSRF), which
+    # no schema can express; test_callbacks.py and test_notifications.py cover those answers.
     "unsupported_method",
     "allow_header_conformance",
 ]
