@@ -11,6 +11,7 @@ from reportjobs_kube.client import MERGE_PATCH, KubeClient
 from reportjobs_kube.errors import Conflict as KubeConflict
 from reportjobs_kube.errors import NotFound
 from reportjobs_model import labels
+from reportjobs_operator.job_pod_fields import UNEXITED_PHASES
 from reportjobs_operator.ports import Conflict, Fenced, Obj
 
 WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
@@ -95,9 +96,12 @@ class KubeApi:
     async def create_event(self, *, body: Obj) -> None:
         await self._write("POST", paths.events(self._namespace), body)
 
-    async def delete_pods_of(self, *, reportjob: str) -> None:
+    async def delete_pods_of(self, *, reportjob: str, exited: bool) -> None:
         self._fence()
         query = {"labelSelector": f"{labels.REPORTJOB}={reportjob}"}
+        if exited:
+            query["fieldSelector"] = ",".join(f"status.phase!={phase}" for phase in UNEXITED_PHASES)
+            query["gracePeriodSeconds"] = "0"
         await self._client.request("DELETE", paths.pods(self._namespace), query=query)
 
     async def list_leases(self, *, label_selector: str) -> list[Obj]:

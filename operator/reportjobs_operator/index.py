@@ -141,7 +141,8 @@ class Index:
         self._informer_of(obj).forget(obj)
 
     def _informer_of(self, obj: Obj) -> Informer:
-        return self.jobs if obj.get("kind") == "Job" else self.reportjobs
+        kind = obj.get("kind")
+        return self.jobs if kind == "Job" else self.pods if kind == "Pod" else self.reportjobs
 
     # change handlers (called by the informers)
     def _on_reportjob(self, old: Obj | None, new: Obj | None) -> None:

@@ -48,6 +48,17 @@ def _container_states(pod: Body) -> Iterator[Mapping[str, Any]]:
         yield container.get("state") or {}
 
 
+UNEXITED_PHASES = ("Pending", "Running", "Unknown")
+"""The pod phases in which a container may still start or run; in the others (Succeeded,
+Failed) all containers have exited for good (restartPolicy Never)."""
+
+
+def has_exited(pod: Body) -> bool:
+    """Nothing runs in the pod any more: the kubelet reported it Succeeded or Failed."""
+    phase = pod.get("status", {}).get("phase")
+    return phase is not None and phase not in UNEXITED_PHASES
+
+
 def is_running(pod: Body) -> bool:
     phase: object = pod.get("status", {}).get("phase")
     return phase == "Running"

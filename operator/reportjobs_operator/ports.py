@@ -51,8 +51,12 @@ class ReconcileApi(Protocol):
         """A Kubernetes Event (events.py); raises Conflict when one of that name exists."""
         ...
 
-    async def delete_pods_of(self, *, reportjob: str) -> None:
-        """Delete the worker pods labelled with this ReportJob's name (one collection delete)."""
+    async def delete_pods_of(self, *, reportjob: str, exited: bool) -> None:
+        """Delete the worker pods labelled with this ReportJob's name (one collection delete):
+        gracefully (SIGTERM, then the kubelet removes each), or with `exited` only the pods
+        whose containers have all exited, at once (grace 0, as the pod garbage collector
+        does): nothing runs in them, and the kubelet would keep each up to its 10 s status
+        sync period."""
         ...
 
 
@@ -100,5 +104,5 @@ class Cache(Protocol):
         ...
 
     def forget(self, obj: Obj) -> None:
-        """An object we deleted."""
+        """An object we deleted (a ReportJob, a Job, or a pod deleted with grace 0)."""
         ...

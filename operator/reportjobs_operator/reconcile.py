@@ -27,6 +27,7 @@ from reportjobs_model.reportjob import (
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
 from reportjobs_operator.events import ACCEPTED, JOB_CREATED, build_event, reason_of_phase
 from reportjobs_operator.job_pod_fields import (
+    has_exited,
     is_controlled_by,
     is_finished,
     sleep_seconds_of,
@@ -124,11 +125,17 @@ class Reconciler:
 
 
 def _live(pods: Iterable[Obj]) -> list[Obj]:
+    """Pods not asked to go yet (a terminating pod's exit comes back as a change)."""
     return [pod for pod in pods if not is_going(pod)]
 
 
+def _exited(pods: Iterable[Obj]) -> list[Obj]:
+    return [pod for pod in pods if has_exited(pod)]
+
+
 def _needs_cleanup(job: Obj | None, pods: Iterable[Obj]) -> bool:
-    return job is not None and (not is_finished(job) or bool(_live(pods)))
+    pods = list(pods)
+    return job is not None and (not is_finished(job) or bool(_live(pods) or _exited(pods)))
 
 
 def _retention_over(reportjob: ReportJobBody, *, retention_seconds: int, now: datetime) -> bool:
@@ -251,7 +258,8 @@ class _Pass:
         """Steps 4 and 5. The Job is kept, finished, for as long as its ReportJob: its name
         stays taken, so a create sent late by a replica that lost the shard (docs/design.md,
         fencing) meets a conflict. A Job still active is stopped; the pods of a finished one are
-        deleted; the garbage collector deletes the Job with its ReportJob.
+        deleted, those that exited at once; the garbage collector deletes the Job with its
+        ReportJob.
 
         A ReportJob is deleted only once the window sweep has seen its claim gone (windows.py:
         a claim without its ReportJob would be completed, and run again)."""
@@ -260,8 +268,13 @@ class _Pass:
             log.info("stopping the Job of %s, which ended before its Job did", name)
             self.cache.remember(await self.api.stop_job(name=name_of(job), uid=uid_of(job)))
             return  # the Job controller fails it and deletes its pods; its event comes back
-        if job is not None and _live(self.cache.pods_of(name)):
-            await self.api.delete_pods_of(reportjob=name)
+        pods = self.cache.pods_of(name) if job is not None else []
+        if exited := _exited(pods):  # at once: nothing runs in them
+            await self.api.delete_pods_of(reportjob=name, exited=True)
+            for pod in exited:  # gone now: a pass before their watch events sends no repeat
+                self.cache.forget(pod)
+        elif _live(pods):  # SIGTERM; each comes back exited, then goes at once
+            await self.api.delete_pods_of(reportjob=name, exited=False)
         if _retention_over(
             reportjob, retention_seconds=self.policy.retention_seconds, now=self.now
         ) and self.released(name_of(reportjob)):

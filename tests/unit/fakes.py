@@ -294,13 +294,19 @@ class FakeOperatorApi:
             raise Conflict("exists")
         self.events[name] = copy.deepcopy(body)
 
-    async def delete_pods_of(self, *, reportjob: str) -> None:
-        self.calls.append(f"delete_pods_of {reportjob}")
-        self.pods = [
-            pod
-            for pod in self.pods
-            if pod["metadata"]["labels"].get("reportjobs.io/reportjob") != reportjob
-        ]
+    async def delete_pods_of(self, *, reportjob: str, exited: bool) -> None:
+        """Exited pods go at once; the others are marked terminating (the kubelet's part)."""
+        self.calls.append(f"delete_pods_of {reportjob}" + (" exited" if exited else ""))
+        kept = []
+        for pod in self.pods:
+            if pod["metadata"]["labels"].get("reportjobs.io/reportjob") != reportjob:
+                kept.append(pod)
+            elif not exited:
+                pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+                kept.append(pod)
+            elif pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                kept.append(pod)
+        self.pods = kept
 
 
 class FakeCache:
@@ -339,6 +345,10 @@ class FakeCache:
         self._kind(obj)[obj["metadata"]["name"]] = copy.deepcopy(obj)
 
     def forget(self, obj: Obj) -> None:
+        if obj.get("kind") == "Pod":
+            name = obj["metadata"]["name"]
+            self.pods = [pod for pod in self.pods if pod["metadata"]["name"] != name]
+            return
         self._kind(obj).pop(obj["metadata"]["name"], None)
 
 

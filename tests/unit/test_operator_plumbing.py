@@ -118,6 +118,6 @@ def test_pods_are_indexed_by_their_reportjob() -> None:
     assert [p["metadata"]["name"] for p in index.pods_of("rj-1")] == ["p1"]
     assert index.pods_of("rj-1")[0] == trim_pod(pod)
     assert woken == ["rj-1"]
-    index.pods.forget(pod)
+    index.forget(index.pods_of("rj-1")[0])  # as reconcile does after deleting it with grace 0
     assert index.pods_of("rj-1") == []
     assert woken == ["rj-1", "rj-1"]

@@ -56,6 +56,7 @@ async def _reconcile(reconciler: Reconciler, cache: FakeCache | None = None) -> 
 
 def _pod(job: dict[str, Any], name: str, phase: str, **state: Any) -> dict[str, Any]:
     return {
+        "kind": "Pod",
         "metadata": {
             "name": name,
             "labels": {"reportjobs.io/reportjob": NAME},
@@ -172,16 +173,19 @@ async def test_terminal_status_is_written_then_the_pods_deleted_and_the_job_kept
     assert NAME in api.jobs
     assert api.pods == []
     last_write = max(i for i, c in enumerate(api.calls) if c.startswith("replace_status"))
-    assert last_write < api.calls.index(f"delete_pods_of {NAME}")
+    assert last_write < api.calls.index(f"delete_pods_of {NAME} exited")
     assert f"delete_job {NAME}" not in api.calls
     calls = len(api.calls)
+    await _reconcile(reconciler)  # another event, before the pods' deletion events
     await _reconcile(reconciler, cache)  # the pods' deletion events
     assert len(api.calls) == calls
     cache.sync()
     assert reconciler.unsettled(cache.reportjobs.values()) == []
 
 
-async def test_terminating_pods_are_not_deleted_again() -> None:
+async def test_an_exited_pod_already_terminating_goes_at_once() -> None:
+    """Deleted gracefully earlier, it has exited since: the kubelet would keep it until its
+    status sync; a delete with grace 0 removes it now, once."""
     api, cache, reconciler, _, _ = _setup()
     await _reconcile(reconciler)
     pod = _pod(api.jobs[NAME], "p", "Succeeded")
@@ -189,8 +193,30 @@ async def test_terminating_pods_are_not_deleted_again() -> None:
     api.pods = [pod]
     _complete(api)
     await _reconcile(reconciler, cache)
-    assert f"delete_pods_of {NAME}" not in api.calls
+    assert [c for c in api.calls if c.startswith("delete_pods_of")] == [
+        f"delete_pods_of {NAME} exited"
+    ]
+    assert api.pods == []
+    cache.sync()
     assert reconciler.unsettled(cache.reportjobs.values()) == []
+
+
+async def test_a_terminating_pod_still_running_is_waited_for_then_deleted_at_once() -> None:
+    """SIGTERMed (by the Job controller of a stopped Job): no request until it has exited;
+    then it goes at once, not after the kubelet's status sync period."""
+    api, cache, reconciler, _, _ = _setup()
+    await _reconcile(reconciler)
+    pod = _pod(api.jobs[NAME], "p", "Running")
+    pod["metadata"]["deletionTimestamp"] = stamp(B * W + 95)
+    api.pods = [pod]
+    api.jobs[NAME]["status"] = {"conditions": [{"type": "Failed", "status": "True"}]}
+    await _reconcile(reconciler, cache)
+    assert not any(call.startswith("delete_pods_of") for call in api.calls)
+    assert reconciler.unsettled(cache.reportjobs.values()) == []
+    pod["status"]["phase"] = "Failed"
+    await _reconcile(reconciler, cache)
+    assert api.calls[-1] == f"delete_pods_of {NAME} exited"
+    assert api.pods == []
 
 
 async def test_a_job_still_active_when_its_reportjob_ended_is_stopped_not_deleted() -> None:
@@ -211,7 +237,11 @@ async def test_a_job_still_active_when_its_reportjob_ended_is_stopped_not_delete
     assert reconciler.unsettled(cache.reportjobs.values()) == [NAME]
     api.jobs[NAME]["status"] = {"conditions": [{"type": "Failed", "status": "True"}]}
     await _reconcile(reconciler, cache)
-    assert api.calls[-2:] == [f"stop_job {NAME}", f"delete_pods_of {NAME}"]
+    assert api.calls[-2:] == [f"stop_job {NAME}", f"delete_pods_of {NAME}"]  # SIGTERM
+    api.pods[0]["status"]["phase"] = "Failed"
+    await _reconcile(reconciler, cache)
+    assert api.calls[-1] == f"delete_pods_of {NAME} exited"
+    assert api.pods == []
     assert "delete_job" not in " ".join(api.calls)
     assert NAME in api.jobs
 
@@ -242,7 +272,7 @@ async def test_a_whole_life_within_the_request_budget() -> None:
         f"replace_status {NAME}",  # Pending, the sleep and the Job
         f"replace_status {NAME}",  # Running
         f"replace_status {NAME}",  # Succeeded
-        f"delete_pods_of {NAME}",
+        f"delete_pods_of {NAME} exited",
     ]
 
 
