@@ -34,6 +34,7 @@ from reportjobs_operator.metrics import (
 )
 from reportjobs_operator.ports import Fenced
 from reportjobs_operator.reconcile import Policy, Reconciler
+from reportjobs_operator.sharding import wait_for_flag
 from reportjobs_operator.windows import WindowSweep
 from reportjobs_operator.workqueue import WorkQueue
 
@@ -174,7 +175,7 @@ class Replica:
             except Exception:
                 log.exception("the work of shard %d failed; starting it over", shard.number)
                 shard.synced = False
-                await _wait(shard.stopping, RESTART_SECONDS)
+                await wait_for_flag(shard.stopping, RESTART_SECONDS)
 
     async def _serve(self, shard: Shard) -> None:
         async with running(*shard.index.informers) as watching:
@@ -237,7 +238,7 @@ class Replica:
 
     async def sweep(self, stop: asyncio.Event) -> None:
         """The window sweep, once per resync interval, over the shards held, until stopped."""
-        while not await _wait(stop, self._config.resync_seconds):
+        while not await wait_for_flag(stop, self._config.resync_seconds):
             if not self._shards:
                 continue
             try:
@@ -246,9 +247,3 @@ class Replica:
                 SWEPT.labels("completed").inc(swept.completed)
             except Exception:
                 log.exception("sweeping the dedup window shards failed")
-
-
-async def _wait(flag: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(flag.wait(), timeout=seconds)
-    return flag.is_set()
