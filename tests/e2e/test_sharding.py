@@ -251,9 +251,10 @@ def test_three_replicas_a_kill_and_a_pause_every_job_ends_exactly_once(
     pause_takeover = log.taken_over(
         faults.paused_shards, from_pod=faults.paused, after=faults.paused_at
     )
-    # Fencing, from the audit log: after its resume, the paused replica decides no write for a
-    # shard that another replica took during its pause, until it has itself written that
-    # shard's Lease again (its re-acquisition, also in the audit log).
+    # Fencing, from the audit log. The pause (20 s) outlasts every Fence it held (2/3 of the
+    # lease), so after its resume the paused replica decides no write for any shard it held,
+    # until it has written that shard's Lease again: its renewal if nobody took the shard, its
+    # re-acquisition if another replica took it (`taken`, from the Lease samples).
     taken = {
         shard
         for t, holders in log.samples
@@ -273,7 +274,7 @@ def test_three_replicas_a_kill_and_a_pause_every_job_ends_exactly_once(
         e
         for e in after_resume
         if e.get("verb") in WRITES
-        and (shard := _shard_written(e)) in taken
+        and (shard := _shard_written(e)) in faults.paused_shards
         and _unix(e["requestReceivedTimestamp"]) < reacquired.get(shard, float("inf"))
     ]
     to_job, to_outcome = _stalls(cluster, namespace, set(accepted.values()))
@@ -284,7 +285,7 @@ def test_three_replicas_a_kill_and_a_pause_every_job_ends_exactly_once(
         f"  killed {faults.killed} holding {len(faults.killed_shards)} shards: taken over in "
         f"{kill_takeover}s; paused {faults.paused} (20 s) holding {len(faults.paused_shards)}: "
         f"all taken over in {pause_takeover}s ({len(taken)} taken before it resumed); its "
-        f"writes for those before re-acquiring them: {len(stale_writes)} "
+        f"writes for those shards before writing their Leases again: {len(stale_writes)} "
         f"(lease {LEASE_SECONDS}s)\n"
         f"  CR->Job p50/p99/max {_pct(to_job, 50):.0f}/{_pct(to_job, 99):.0f}/{max(to_job):.0f}s; "
         f"Job done->outcome p50/p99/max {_pct(to_outcome, 50):.0f}/{_pct(to_outcome, 99):.0f}/"
