@@ -134,8 +134,10 @@ def _exited(pods: Iterable[Obj]) -> list[Obj]:
 
 
 def _needs_cleanup(job: Obj | None, pods: Iterable[Obj]) -> bool:
-    pods = list(pods)
-    return job is not None and (not is_finished(job) or bool(_live(pods) or _exited(pods)))
+    """A Job to stop, or pods to delete: exited ones, or ones not asked to go yet."""
+    return job is not None and (
+        not is_finished(job) or any(has_exited(pod) or not is_going(pod) for pod in pods)
+    )
 
 
 def _retention_over(reportjob: ReportJobBody, *, retention_seconds: int, now: datetime) -> bool:

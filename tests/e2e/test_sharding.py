@@ -306,7 +306,7 @@ def test_three_replicas_a_kill_and_a_pause_every_job_ends_exactly_once(
     late = [
         (e["verb"], ref.get("resource"), ref.get("subresource") or "", _job_written(e))
         for e in stale_writes
-        if (ref := e.get("objectRef") or {}) is not None
+        for ref in [e.get("objectRef") or {}]
     ]
     print(f"  writes sent at the resume (in flight when paused): {late}")
     assert len(late) <= IN_FLIGHT, late

@@ -14,6 +14,7 @@ from typing import Any
 
 from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, Stale, StoreUnavailable
 from reportjobs_model.timestamps import format_rfc3339, format_unix
+from reportjobs_operator.job_pod_fields import has_exited
 from reportjobs_operator.manifests import WorkerTemplate
 from reportjobs_operator.ports import Conflict, Obj
 
@@ -304,7 +305,7 @@ class FakeOperatorApi:
             elif not exited:
                 pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
                 kept.append(pod)
-            elif pod["status"].get("phase") not in ("Succeeded", "Failed"):
+            elif not has_exited(pod):
                 kept.append(pod)
         self.pods = kept
 
