@@ -20,11 +20,23 @@ TAG=$(inputs_hash)
 REF=$REPO:$TAG
 mkdir -p "$CLUSTER_DIR"
 
+in_containerd_at() { # SOCKET REF
+  ctr --address "$1" -n k8s.io images ls -q 2>/dev/null | grep -qx "$2"
+}
+
 in_containerd() { # on every node
   local sock
   for sock in $(containerd_sockets); do
-    ctr --address "$sock" -n k8s.io images ls -q 2>/dev/null | grep -qx "$1" || return 1
+    in_containerd_at "$sock" "$1" || return 1
   done
+}
+
+import_everywhere() { # ARCHIVE: import it into every node's containerd; true once all list REF
+  local sock
+  for sock in $(containerd_sockets); do
+    in_containerd_at "$sock" "$REF" || ctr --address "$sock" -n k8s.io images import "$1" >/dev/null
+  done
+  in_containerd "$REF"
 }
 
 base_image() { # a Debian bookworm root with Python 3.11, made once and cached as an archive
@@ -69,12 +81,10 @@ with_buildah() {
   local archive
   archive=$(mktemp -u --suffix=.tar)
   buildah push -q "$REF" "oci-archive:$archive:$REF"
-  local sock
-  for sock in $(containerd_sockets); do
-    ctr --address "$sock" -n k8s.io images import "$archive" >/dev/null
-  done
+  # A node's containerd that has just started may not register the import at once (seen once
+  # right after the second node came up): import again until every node lists the image.
+  retry 3 5 import_everywhere "$archive" || die "ctr import did not register $REF"
   rm -f "$archive"
-  in_containerd "$REF" || die "ctr import did not register $REF"
   log "image $REF imported into containerd"
 }
 
