@@ -1,8 +1,8 @@
-"""Waiting for a job to change, woken by the ReportJob watch (no polling loop).
+"""Waiting for a cached object to change, woken by its watch (no polling loop).
 
-The cache's ReportJob informer calls `JobChanges.changed(old, new)` after it stored each new
-version; a waiter registers its wake-up before it reads the cache, so no change can fall between
-its read and its wait.
+The cache's informers (the ReportJobs', the window shards') call `Changes.changed(old, new)`
+after they stored each new version; a waiter registers its wake-up before it reads the cache, so
+no change can fall between its read and its wait.
 """
 
 import asyncio
@@ -23,7 +23,9 @@ class Watched(Protocol):
     def watching(self, name: str) -> contextlib.AbstractContextManager[asyncio.Event]: ...
 
 
-class JobChanges:
+class Changes:
+    """The waiters on each object, by name (of one kind: one `Changes` per informer)."""
+
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = {}
 
@@ -34,7 +36,7 @@ class JobChanges:
 
     @contextlib.contextmanager
     def watching(self, name: str) -> Iterator[asyncio.Event]:
-        """An event set at each change of the job `name` while the block runs."""
+        """An event set at each change of the object `name` while the block runs."""
         woken = asyncio.Event()
         self._waiting.setdefault(name, set()).add(woken)
         try:

@@ -28,6 +28,11 @@ SUBMISSION_PATHS = Counter(
     "from the cache), api (the shard read from the API)",
     ["path"],
 )
+LOST_WRITES = Counter(
+    "reportjobs_gateway_lost_claim_writes",
+    "Claims written on a shard version that was no longer current (another write came first, "
+    "or the cache was behind): the submission tried again",
+)
 OUTCOMES = {201: "created", 200: "deduplicated", 422: "invalid", 503: "unavailable"}
 
 for _outcome in (*OUTCOMES.values(), "error"):

@@ -91,3 +91,15 @@ class Cache(Protocol):
         """Whether `accepted` is later than the server's time whenever the cache may have
         missed, or saw, the removal of this object's claim (see caches.ClaimHistory)."""
         ...
+
+    def writing(self, shard: str) -> contextlib.AbstractAsyncContextManager[object]:
+        """Held around the cached path of a submission: this process's submissions of one
+        shard take turns, so that two of them never write on the same cached version (one
+        would lose). Only a speed-up: the API server decides whatever the turns."""
+        ...
+
+    async def moved_on(self, shard: str, *, from_version: str | None) -> bool:
+        """After a cached write of the shard lost: wait, for a bounded time, until the cached
+        version is no longer `from_version` (the write that won is on its way in the watch).
+        False when it did not come in time."""
+        ...

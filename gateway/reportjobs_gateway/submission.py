@@ -15,12 +15,15 @@ a claim open at the latest the server's time can be now is the object's claim, s
 job is the answer (0 requests); and a new claim can be written on the cached version of the
 shard, accepted at a second the server's clock has certainly reached, provided that is later
 than any removal of the object's claim the cache may have missed (2 requests). The API server
-still decides: a write based on a stale cached version fails, and the API path takes over.
+still decides: a write based on a stale cached version fails. This process's submissions of a
+shard take turns on the cached path, so they do not beat each other; a write that lost anyway
+(another replica's, or the operator's sweep, came first) is tried again once the winning version
+reached the cache, and the API path takes over when it does not come or loses again.
 docs/design.md, "The cached paths", has the argument.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reportjobs_gateway.manifests import build_window_shard
@@ -49,6 +52,10 @@ from reportjobs_model.window import (
 MAX_ROUNDS = 8
 """Lost claims in a row before giving up (each loss means another write made progress)."""
 
+CACHED_WRITES = 3
+"""Cached writes of a submission, each on the version that beat the one before, before the API
+path takes over."""
+
 
 class Path(StrEnum):
     """How a submission was answered (a metrics label)."""
@@ -68,6 +75,8 @@ class Submitted:
     created: bool
     """True for the one submission that claimed the window (answered 201)."""
     path: Path = Path.API
+    lost_writes: int = 0
+    """Claims written on a version that was no longer current (another write came first)."""
 
     @property
     def to_create(self) -> ReportJob | None:
@@ -91,8 +100,9 @@ async def submit(
 ) -> Submitted:
     """Answer with the job whose window covers now, or claim the window for a new job."""
     shard, key = shard_name(object_id), entry_key(object_id)
+    lost = 0
     if cache is not None and cache.ready():
-        fast = await _from_cache(
+        fast, lost = await _from_cache(
             store,
             cache,
             object_id=object_id,
@@ -101,7 +111,7 @@ async def submit(
             callback_url=callback_url,
         )
         if fast is not None:
-            return fast
+            return replace(fast, lost_writes=lost)
     for _ in range(max_rounds):
         read = await store.get_window(shard)
         now, data = read.server_time, (read.obj or {}).get("data") or {}
@@ -109,7 +119,7 @@ async def submit(
         if claim is not None:
             job = await _job_of(store, object_id=object_id, claim=claim)
             if job is not None:
-                return Submitted(job=job, created=False)
+                return Submitted(job=job, created=False, lost_writes=lost)
             continue
         previous = _unfinished(data, key=key, cache=cache)
         # Its job first: the new claim takes its place in the shard.
@@ -129,7 +139,9 @@ async def submit(
             resource_version=version,
         )
         if await _written(store, body, create=version is None):
-            return Submitted(job=build_reportjob(object_id=object_id, claim=claim), created=True)
+            job = build_reportjob(object_id=object_id, claim=claim)
+            return Submitted(job=job, created=True, lost_writes=lost)
+        lost += 1
     raise SubmissionGaveUp(f"no stable answer for the submission after {max_rounds} rounds")
 
 
@@ -141,8 +153,47 @@ async def _from_cache(
     timeout_seconds: int,
     window_seconds: int,
     callback_url: str | None,
-) -> Submitted | None:
-    """The cached paths; None when they cannot answer (then the API path does)."""
+) -> tuple[Submitted | None, int]:
+    """The cached paths, and how many cached writes lost; None when they cannot answer (then
+    the API path does). This process's submissions of one shard take turns (`cache.writing`),
+    and a lost write is tried again on the version that won, once the watch brought it."""
+    shard = shard_name(object_id)
+    lost = 0
+    async with cache.writing(shard):
+        for _ in range(CACHED_WRITES):
+            outcome = await _cached_round(
+                store,
+                cache,
+                object_id=object_id,
+                timeout_seconds=timeout_seconds,
+                window_seconds=window_seconds,
+                callback_url=callback_url,
+            )
+            if not isinstance(outcome, _Lost):
+                return outcome, lost
+            lost += 1
+            if not await cache.moved_on(shard, from_version=outcome.based_on):
+                break
+    return None, lost
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """A cached write that another write beat (or the cache was behind)."""
+
+    based_on: str | None
+
+
+async def _cached_round(
+    store: JobStore,
+    cache: Cache,
+    *,
+    object_id: str,
+    timeout_seconds: int,
+    window_seconds: int,
+    callback_url: str | None,
+) -> Submitted | _Lost | None:
+    """One round of the cached paths on the cache as it is; None when they cannot answer."""
     now = cache.now()
     if now is None:
         return None
@@ -179,7 +230,7 @@ async def _from_cache(
         resource_version=version,
     )
     if not await _written(store, body, create=version is None):
-        return None  # the cache was behind, or another write came first
+        return _Lost(based_on=version)  # the cache was behind, or another write came first
     job = build_reportjob(object_id=object_id, claim=claim)
     return Submitted(job=job, created=True, path=Path.CACHED_SHARD)
 

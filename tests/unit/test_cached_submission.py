@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reportjobs_gateway.caches import ClaimHistory, trim_reportjob
-from reportjobs_gateway.changes import JobChanges
+from reportjobs_gateway.caches import ClaimHistory, ShardTurns, trim_reportjob
+from reportjobs_gateway.changes import Changes
 from reportjobs_gateway.ports import ReportJob, Stale
 from reportjobs_gateway.servertime import DRIFT, MAX_AGE_SECONDS, ServerClock, ServerNow
 from reportjobs_gateway.submission import Path, Submitted, create_job, submit
@@ -40,13 +40,16 @@ class Cache:
         self.history = history or ClaimHistory(clock)
         self.windows: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, ReportJob] = {}
-        self.changes = JobChanges()
+        self.changes = Changes()
+        self.turns = ShardTurns(self.window, catch_up_seconds=0.05)
 
     def show(self, store: FakeStore) -> None:
         """Catch up with the store (as a watch would, version by version for our shard)."""
         for name, shard in store.windows.items():
-            self.history.changed(self.windows.get(name), shard)
+            old = self.windows.get(name)
+            self.history.changed(old, shard)
             self.windows[name] = copy.deepcopy(shard)
+            self.turns.changed(old, self.windows[name])
         before, self.jobs = self.jobs, copy.deepcopy(store.objects)
         for name, job in self.jobs.items():
             if before.get(name) != job:
@@ -69,6 +72,12 @@ class Cache:
 
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         return self.history.claim_time_allowed(shard, key, accepted)
+
+    def writing(self, shard: str) -> asyncio.Lock:
+        return self.turns.writing(shard)
+
+    async def moved_on(self, shard: str, *, from_version: str | None) -> bool:
+        return await self.turns.moved_on(shard, from_version=from_version)
 
 
 def _clock(local: Local, *, date: float, rtt: float = 0.0) -> ServerClock:
@@ -145,6 +154,104 @@ async def test_a_new_claim_on_the_cached_shard_costs_two_requests() -> None:
     claim = claim_of(store.windows[SHARD]["data"][KEY])
     assert claim is not None
     assert claim.accepted_at == T0 + 2  # a second the server had certainly reached (2.99 s)
+
+
+NEIGHBOUR = "invoice-776"
+"""Another object of invoice-42's shard."""
+assert shard_name(NEIGHBOUR) == SHARD
+
+
+class WatchedStore(FakeStore):
+    """A FakeStore whose shard writes reach the cache when they are answered (the write-through
+    and the watch, at once)."""
+
+    cache: Cache | None = None
+
+    async def create_window(self, body: dict[str, Any]) -> dict[str, Any]:
+        written = await super().create_window(body)
+        if self.cache is not None:
+            self.cache.show(self)
+        return written
+
+    async def replace_window(self, body: dict[str, Any]) -> dict[str, Any]:
+        written = await super().replace_window(body)
+        if self.cache is not None:
+            self.cache.show(self)
+        return written
+
+
+async def test_submissions_of_one_shard_take_turns_on_the_cached_path() -> None:
+    """Two objects of one shard at once: the second writes on the version the first wrote, so
+    neither loses; without the turns (a lock each), one of them loses a write."""
+    for turns, lost in ((True, 0), (False, 1)):
+        local, store = Local(), WatchedStore(now=T0)
+        cache = Cache(_clock(local, date=T0))
+        store.cache = cache
+        local.t += 3  # later than the cache's list, by a second the server surely reached
+        store.now += 3
+        if not turns:
+            cache.writing = lambda _shard: asyncio.Lock()  # type: ignore[method-assign]
+        store.calls.clear()
+        first, second = await asyncio.gather(
+            submit(
+                store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
+            ),
+            submit(store, object_id=NEIGHBOUR, timeout_seconds=60, window_seconds=W, cache=cache),
+        )
+        assert (first.created, second.created) == (True, True)
+        assert (first.path, second.path) == (Path.CACHED_SHARD, Path.CACHED_SHARD)
+        assert first.lost_writes + second.lost_writes == lost
+        assert f"get_window {SHARD}" not in store.calls
+
+
+async def test_a_lost_cached_write_is_tried_again_on_the_version_that_won() -> None:
+    """Another replica's claim landed after the cached version: the write loses, the watch
+    brings the winner, and the claim is written on it (no read of the shard)."""
+    local, store = Local(), FakeStore(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    local.t += 3
+    store.now += 3
+    await _submit(store, cache, NEIGHBOUR)
+    cache.show(store)
+    await _submit(store, None, "invoice-1235")  # another replica: not in the cache yet
+    store.calls.clear()
+
+    async def watch_brings_it(point: str) -> None:
+        await asyncio.sleep(0)
+        if point == "replace_window":  # our write is on its way, and will lose
+            cache.show(store)
+
+    store.pause = watch_brings_it
+    outcome = await submit(
+        store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
+    )
+    assert (outcome.created, outcome.path, outcome.lost_writes) == (True, Path.CACHED_SHARD, 1)
+    assert store.calls == [f"replace_window {SHARD}", f"replace_window {SHARD}"]
+    assert set(store.windows[SHARD]["data"]) == {
+        KEY,
+        entry_key(NEIGHBOUR),
+        entry_key("invoice-1235"),
+    }
+
+
+async def test_a_lost_cached_write_whose_winner_does_not_arrive_goes_to_the_api() -> None:
+    local, store = Local(), FakeStore(now=T0)
+    cache = Cache(_clock(local, date=T0))
+    local.t += 3
+    store.now += 3
+    await _submit(store, cache, NEIGHBOUR)
+    cache.show(store)
+    await _submit(store, None, "invoice-1235")
+    store.calls.clear()
+    outcome = await submit(
+        store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
+    )
+    assert (outcome.created, outcome.path, outcome.lost_writes) == (True, Path.API, 1)
+    assert store.calls == [
+        f"replace_window {SHARD}",
+        f"get_window {SHARD}",
+        f"replace_window {SHARD}",
+    ]
 
 
 async def test_a_cached_open_claim_is_answered_without_a_request() -> None:

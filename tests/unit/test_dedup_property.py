@@ -64,6 +64,7 @@ class LaggingCache:
         self.windows: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, ReportJob] = {}
         self.applied = 0
+        self.turns: dict[str, asyncio.Lock] = {}
         self.relist()
 
     def advance(self, rnd: random.Random) -> None:
@@ -116,6 +117,16 @@ class LaggingCache:
 
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         return self.history.claim_time_allowed(shard, key, accepted)
+
+    def writing(self, shard: str) -> asyncio.Lock:
+        return self.turns.setdefault(shard, asyncio.Lock())
+
+    async def moved_on(self, shard: str, *, from_version: str | None) -> bool:
+        """The wait ends after some progress of the world, with whatever the cache has then
+        (it may still be the version that lost)."""
+        await self.store.pause("catching up")
+        cached = self.windows.get(shard)
+        return (None if cached is None else cached["metadata"]["resourceVersion"]) != from_version
 
 
 class ClockedStore(FakeStore):

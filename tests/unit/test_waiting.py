@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from reportjobs_gateway.changes import JobChanges, next_version
+from reportjobs_gateway.changes import Changes, next_version
 from reportjobs_gateway.deps import get_cache, get_store
 from reportjobs_gateway.main import create_app
 from reportjobs_gateway.settings import GatewaySettings
@@ -58,7 +58,7 @@ async def _waiting(cache: Cache) -> None:
 
 
 async def test_a_change_between_the_read_and_the_wait_is_not_lost() -> None:
-    changes = JobChanges()
+    changes = Changes()
     jobs: dict[str, dict[str, Any]] = {"a": {"metadata": {"name": "a", "resourceVersion": "1"}}}
 
     class Watched:

@@ -11,7 +11,7 @@ from reportjobs_gateway.callback_check import callback_refusal
 from reportjobs_gateway.cancellation import cancel, phase_of
 from reportjobs_gateway.changes import versions
 from reportjobs_gateway.deps import CacheDep, CallbackPolicyDep, CreatesDep, SettingsDep, StoreDep
-from reportjobs_gateway.metrics import SUBMISSION_PATHS
+from reportjobs_gateway.metrics import LOST_WRITES, SUBMISSION_PATHS
 from reportjobs_gateway.reads import find_job
 from reportjobs_gateway.schemas import (
     CancelConflictPublic,
@@ -102,6 +102,7 @@ async def submit_job(
         callback_url=submission.callback_url,
     )
     SUBMISSION_PATHS.labels(outcome.path.value).inc()
+    LOST_WRITES.inc(outcome.lost_writes)
     if outcome.to_create is not None:
         creates.start(outcome.to_create, store=store)
     job = to_public(outcome.job)
