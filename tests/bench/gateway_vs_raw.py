@@ -267,9 +267,12 @@ async def main_async(args: argparse.Namespace) -> None:
             )
         }
         cpu = metric(text, "process_cpu_seconds_total") - metric(was, "process_cpu_seconds_total")
+        lost = metric(text, "reportjobs_gateway_lost_claim_writes_total") - metric(
+            was, "reportjobs_gateway_lost_claim_writes_total"
+        )
         print(
             f"gateway {pod}: RSS {rss:.1f} MiB; CPU {cpu:.1f} s over the run; paths {paths_}; "
-            f"API requests {requests}"
+            f"lost claim writes {lost:.0f}; API requests {requests}"
         )
     args.run = run
 
