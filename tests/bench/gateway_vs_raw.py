@@ -14,7 +14,7 @@ deleted (their Jobs and pods with them), then the nodes uncordoned.
 
 usage: gateway_vs_raw.py [--kubeconfig .cluster/kubeconfig] [--namespace reportjobs]
                          [--url http://127.0.0.1:30080] [--count 200] [--concurrency 16]
-                         [--rounds 2] [--settle 8] [--no-cordon]
+                         [--rounds 2] [--settle 8] [--quiet-load 2] [--no-cordon]
 """
 
 from __future__ import annotations
@@ -277,6 +277,14 @@ async def main_async(args: argparse.Namespace) -> None:
     args.run = run
 
 
+def wait_for_quiet(below: float, *, seconds: float = 600) -> None:
+    """Until the 1-minute load average is below `below` (or `seconds` passed): it is printed."""
+    deadline = time.monotonic() + seconds
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
+    print("load average at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -294,8 +302,16 @@ def main() -> None:
         default=8.0,
         help="seconds of quiet before each phase (the operator catches up with the previous one)",
     )
+    parser.add_argument(
+        "--quiet-load",
+        type=float,
+        default=2.0,
+        help="first wait (up to 10 min) until the machine's 1-minute load average is below this "
+        "(an earlier run's clean-up, a mass deletion, drives it to 100 and more)",
+    )
     parser.add_argument("--no-cordon", action="store_true")
     args = parser.parse_args()
+    wait_for_quiet(args.quiet_load)
     nodes = kubectl(args.kubeconfig, "get", "nodes", "-o", "name").split()
     if not args.no_cordon:
         for node in nodes:
