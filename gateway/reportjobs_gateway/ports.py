@@ -92,7 +92,7 @@ class Cache(Protocol):
         missed, or saw, the removal of this object's claim (see caches.ClaimHistory)."""
         ...
 
-    def writing(self, shard: str) -> contextlib.AbstractAsyncContextManager[object]:
+    def writing(self, shard: str) -> asyncio.Lock:
         """Held around the cached path of a submission: this process's submissions of one
         shard take turns, so that two of them never write on the same cached version (one
         would lose). Only a speed-up: the API server decides whatever the turns."""

@@ -77,6 +77,15 @@ class Submitted:
     path: Path = Path.API
     lost_writes: int = 0
     """Claims written on a version that was no longer current (another write came first)."""
+    waited_turn: bool = False
+    """Another submission of the shard was on the cached path in this process: this one waited
+    for it."""
+
+    @property
+    def delay(self) -> str:
+        """What delayed the answer besides its own requests (a metrics label): lost (a write
+        lost), turn (waited for another submission of the shard), or none."""
+        return "lost" if self.lost_writes else "turn" if self.waited_turn else "none"
 
     @property
     def to_create(self) -> ReportJob | None:
@@ -100,9 +109,9 @@ async def submit(
 ) -> Submitted:
     """Answer with the job whose window covers now, or claim the window for a new job."""
     shard, key = shard_name(object_id), entry_key(object_id)
-    lost = 0
+    lost, waited = 0, False
     if cache is not None and cache.ready():
-        fast, lost = await _from_cache(
+        fast, lost, waited = await _from_cache(
             store,
             cache,
             object_id=object_id,
@@ -111,7 +120,7 @@ async def submit(
             callback_url=callback_url,
         )
         if fast is not None:
-            return replace(fast, lost_writes=lost)
+            return replace(fast, lost_writes=lost, waited_turn=waited)
     for _ in range(max_rounds):
         read = await store.get_window(shard)
         now, data = read.server_time, (read.obj or {}).get("data") or {}
@@ -119,7 +128,7 @@ async def submit(
         if claim is not None:
             job = await _job_of(store, object_id=object_id, claim=claim)
             if job is not None:
-                return Submitted(job=job, created=False, lost_writes=lost)
+                return Submitted(job=job, created=False, lost_writes=lost, waited_turn=waited)
             continue
         previous = _unfinished(data, key=key, cache=cache)
         # Its job first: the new claim takes its place in the shard.
@@ -140,7 +149,7 @@ async def submit(
         )
         if await _written(store, body, create=version is None):
             job = build_reportjob(object_id=object_id, claim=claim)
-            return Submitted(job=job, created=True, lost_writes=lost)
+            return Submitted(job=job, created=True, lost_writes=lost, waited_turn=waited)
         lost += 1
     raise SubmissionGaveUp(f"no stable answer for the submission after {max_rounds} rounds")
 
@@ -153,13 +162,16 @@ async def _from_cache(
     timeout_seconds: int,
     window_seconds: int,
     callback_url: str | None,
-) -> tuple[Submitted | None, int]:
-    """The cached paths, and how many cached writes lost; None when they cannot answer (then
-    the API path does). This process's submissions of one shard take turns (`cache.writing`),
-    and a lost write is tried again on the version that won, once the watch brought it."""
+) -> tuple[Submitted | None, int, bool]:
+    """The cached paths, how many cached writes lost, and whether it waited for its turn; None
+    when they cannot answer (then the API path does). This process's submissions of one shard
+    take turns (`cache.writing`), and a lost write is tried again on the version that won, once
+    the watch brought it."""
     shard = shard_name(object_id)
     lost = 0
-    async with cache.writing(shard):
+    turn = cache.writing(shard)
+    waited = turn.locked()
+    async with turn:
         for _ in range(CACHED_WRITES):
             outcome = await _cached_round(
                 store,
@@ -170,11 +182,11 @@ async def _from_cache(
                 callback_url=callback_url,
             )
             if not isinstance(outcome, _Lost):
-                return outcome, lost
+                return outcome, lost, waited
             lost += 1
             if not await cache.moved_on(shard, from_version=outcome.based_on):
                 break
-    return None, lost
+    return None, lost, waited
 
 
 @dataclass(frozen=True, slots=True)

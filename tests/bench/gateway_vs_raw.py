@@ -270,9 +270,21 @@ async def main_async(args: argparse.Namespace) -> None:
         lost = metric(text, "reportjobs_gateway_lost_claim_writes_total") - metric(
             was, "reportjobs_gateway_lost_claim_writes_total"
         )
+        delays = []
+        for delay in ("none", "turn", "lost"):
+            counts = [
+                metric(text, f"reportjobs_gateway_claim_seconds_{part}", **labels)
+                - metric(was, f"reportjobs_gateway_claim_seconds_{part}", **labels)
+                for part, labels in (
+                    ("count", {"delay": delay}),
+                    ("bucket", {"delay": delay, "le": "0.25"}),
+                )
+            ]
+            delays.append(f"{delay} {counts[0]:.0f} ({counts[0] - counts[1]:.0f} over 250 ms)")
         print(
             f"gateway {pod}: RSS {rss:.1f} MiB; CPU {cpu:.1f} s over the run; paths {paths_}; "
-            f"lost claim writes {lost:.0f}; API requests {requests}"
+            f"lost claim writes {lost:.0f}; claims by delay: {', '.join(delays)}; "
+            f"API requests {requests}"
         )
     args.run = run
 

@@ -201,6 +201,8 @@ async def test_submissions_of_one_shard_take_turns_on_the_cached_path() -> None:
         assert (first.created, second.created) == (True, True)
         assert (first.path, second.path) == (Path.CACHED_SHARD, Path.CACHED_SHARD)
         assert first.lost_writes + second.lost_writes == lost
+        assert [first.waited_turn, second.waited_turn] == ([False, True] if turns else [False] * 2)
+        assert second.delay == ("turn" if turns else "lost")
         assert f"get_window {SHARD}" not in store.calls
 
 

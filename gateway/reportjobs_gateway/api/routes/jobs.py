@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -11,7 +12,7 @@ from reportjobs_gateway.callback_check import callback_refusal
 from reportjobs_gateway.cancellation import cancel, phase_of
 from reportjobs_gateway.changes import versions
 from reportjobs_gateway.deps import CacheDep, CallbackPolicyDep, CreatesDep, SettingsDep, StoreDep
-from reportjobs_gateway.metrics import LOST_WRITES, SUBMISSION_PATHS
+from reportjobs_gateway.metrics import CLAIM_SECONDS, LOST_WRITES, SUBMISSION_PATHS
 from reportjobs_gateway.reads import find_job
 from reportjobs_gateway.schemas import (
     CancelConflictPublic,
@@ -93,6 +94,7 @@ async def submit_job(
             raise RequestValidationError(
                 [{"loc": ("body", "callback_url"), "msg": refused, "type": "value_error"}]
             )
+    started = time.perf_counter()
     outcome = await submit(
         store,
         object_id=submission.object_id,
@@ -103,6 +105,8 @@ async def submit_job(
     )
     SUBMISSION_PATHS.labels(outcome.path.value).inc()
     LOST_WRITES.inc(outcome.lost_writes)
+    if outcome.created:
+        CLAIM_SECONDS.labels(outcome.delay).observe(time.perf_counter() - started)
     if outcome.to_create is not None:
         creates.start(outcome.to_create, store=store)
     job = to_public(outcome.job)
