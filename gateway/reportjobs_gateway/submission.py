@@ -22,7 +22,7 @@ reached the cache, and the API path takes over when it does not come or loses ag
 docs/design.md, "The cached paths", has the argument.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -111,13 +111,17 @@ async def submit(
     shard, key = shard_name(object_id), entry_key(object_id)
     lost, waited = 0, False
     if cache is not None and cache.ready():
-        fast, lost, waited = await _from_cache(
-            store,
+        fast, lost, waited = await _taking_turns(
             cache,
-            object_id=object_id,
-            timeout_seconds=timeout_seconds,
-            window_seconds=window_seconds,
-            callback_url=callback_url,
+            shard=shard,
+            attempt=lambda: _from_cache(
+                store,
+                cache,
+                object_id=object_id,
+                timeout_seconds=timeout_seconds,
+                window_seconds=window_seconds,
+                callback_url=callback_url,
+            ),
         )
         if fast is not None:
             return replace(fast, lost_writes=lost, waited_turn=waited)
@@ -154,33 +158,25 @@ async def submit(
     raise SubmissionGaveUp(f"no stable answer for the submission after {max_rounds} rounds")
 
 
-async def _from_cache(
-    store: JobStore,
-    cache: Cache,
-    *,
-    object_id: str,
-    timeout_seconds: int,
-    window_seconds: int,
-    callback_url: str | None,
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    """A cached write that another write beat (or the cache was behind)."""
+
+    based_on: str | None
+
+
+async def _taking_turns(
+    cache: Cache, *, shard: str, attempt: Callable[[], Awaitable[Submitted | _Lost | None]]
 ) -> tuple[Submitted | None, int, bool]:
-    """The cached paths, how many cached writes lost, and whether it waited for its turn; None
-    when they cannot answer (then the API path does). This process's submissions of one shard
-    take turns (`cache.writing`), and a lost write is tried again on the version that won, once
-    the watch brought it."""
-    shard = shard_name(object_id)
+    """Run the cached paths (`attempt`) in the shard's turn, again while a write lost and the
+    winning version reached the cache: the answer (None: the API path answers), how many
+    cached writes lost, and whether it waited for its turn."""
     lost = 0
     turn = cache.writing(shard)
     waited = turn.locked()
     async with turn:
         for _ in range(CACHED_WRITES):
-            outcome = await _cached_round(
-                store,
-                cache,
-                object_id=object_id,
-                timeout_seconds=timeout_seconds,
-                window_seconds=window_seconds,
-                callback_url=callback_url,
-            )
+            outcome = await attempt()
             if not isinstance(outcome, _Lost):
                 return outcome, lost, waited
             lost += 1
@@ -189,14 +185,7 @@ async def _from_cache(
     return None, lost, waited
 
 
-@dataclass(frozen=True, slots=True)
-class _Lost:
-    """A cached write that another write beat (or the cache was behind)."""
-
-    based_on: str | None
-
-
-async def _cached_round(
+async def _from_cache(
     store: JobStore,
     cache: Cache,
     *,
@@ -205,7 +194,8 @@ async def _cached_round(
     window_seconds: int,
     callback_url: str | None,
 ) -> Submitted | _Lost | None:
-    """One round of the cached paths on the cache as it is; None when they cannot answer."""
+    """The cached paths on the cache as it is; None when they cannot answer (then the API path
+    does), _Lost when the claim's write lost."""
     now = cache.now()
     if now is None:
         return None

@@ -206,17 +206,24 @@ async def test_submissions_of_one_shard_take_turns_on_the_cached_path() -> None:
         assert f"get_window {SHARD}" not in store.calls
 
 
-async def test_a_lost_cached_write_is_tried_again_on_the_version_that_won() -> None:
-    """Another replica's claim landed after the cached version: the write loses, the watch
-    brings the winner, and the claim is written on it (no read of the shard)."""
+async def _behind_another_replica() -> tuple[FakeStore, Cache]:
+    """invoice-42's shard holds a neighbour's claim, which the cache shows, and another
+    replica's claim (invoice-1235), which it does not show yet; no call recorded."""
     local, store = Local(), FakeStore(now=T0)
     cache = Cache(_clock(local, date=T0))
     local.t += 3
     store.now += 3
     await _submit(store, cache, NEIGHBOUR)
     cache.show(store)
-    await _submit(store, None, "invoice-1235")  # another replica: not in the cache yet
+    await _submit(store, None, "invoice-1235")
     store.calls.clear()
+    return store, cache
+
+
+async def test_a_lost_cached_write_is_tried_again_on_the_version_that_won() -> None:
+    """Another replica's claim landed after the cached version: the write loses, the watch
+    brings the winner, and the claim is written on it (no read of the shard)."""
+    store, cache = await _behind_another_replica()
 
     async def watch_brings_it(point: str) -> None:
         await asyncio.sleep(0)
@@ -237,14 +244,7 @@ async def test_a_lost_cached_write_is_tried_again_on_the_version_that_won() -> N
 
 
 async def test_a_lost_cached_write_whose_winner_does_not_arrive_goes_to_the_api() -> None:
-    local, store = Local(), FakeStore(now=T0)
-    cache = Cache(_clock(local, date=T0))
-    local.t += 3
-    store.now += 3
-    await _submit(store, cache, NEIGHBOUR)
-    cache.show(store)
-    await _submit(store, None, "invoice-1235")
-    store.calls.clear()
+    store, cache = await _behind_another_replica()
     outcome = await submit(
         store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
     )
