@@ -63,8 +63,8 @@ YAML
   # The first node's pods sit in /kubepods, whose CPU weight the kubelet sets to the node's
   # CPUs (1024 each); this node's sit in /node2/kubepods, so /node2 weighs the same. Left at
   # the default 1024, this node's pods together got half the CPU of the first node's whenever
-  # the machine was busy (a gateway here answered 7.6% of its submissions in over 250 ms, the
-  # one on the first node 1%).
+  # the machine was busy (over two benchmark runs, a gateway here answered 7.6% of its
+  # submissions in over 250 ms, the one on the first node 1%).
   if [[ -e /sys/fs/cgroup/cpu/node2/cpu.shares ]]; then
     echo $(($(nproc) * 1024)) >/sys/fs/cgroup/cpu/node2/cpu.shares
   fi
