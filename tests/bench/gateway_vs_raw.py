@@ -8,13 +8,18 @@ One client (aiohttp, C concurrent workers, keep-alive connections) makes, in alt
 - dedup: the same N ids again through the gateway (200 each).
 It prints throughput, p50 and p99 of each, the ratios new/raw, the gateway's submission paths
 and API requests (from its /metrics), and each gateway pod's RSS (process_resident_memory_bytes).
-It prints numbers and never fails on speed. The nodes are cordoned while it runs, so that no
-worker pod starts (the Job controller still creates them); at the end the bench's ReportJobs are
-deleted (their Jobs and pods with them), then the nodes uncordoned.
+It prints numbers and never fails on speed. Each phase starts on a quiet control plane: after at
+least S seconds, once the API server used less than Q cores over 2 s (the previous phase's
+Jobs, pods and Events are made after its last answer, for 10 s and more after a burst of raw
+creates). Besides the CPU during each phase, it prints the CPU from the phase's start to the
+end of the quiet that follows it: what the phase cost in all. The nodes are cordoned while it
+runs, so that no worker pod starts (the Job controller still creates them); at the end the
+bench's ReportJobs are deleted, and the nodes uncordoned once their pods are gone.
 
 usage: gateway_vs_raw.py [--kubeconfig .cluster/kubeconfig] [--namespace reportjobs]
                          [--url http://127.0.0.1:30080] [--count 200] [--concurrency 16]
-                         [--rounds 2] [--settle 8] [--quiet-load 2] [--no-cordon]
+                         [--rounds 2] [--settle 8] [--quiet-cores 0.35] [--quiet-load 2]
+                         [--no-cordon]
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ sys.path[:0] = [str(REPO / d) for d in ("model", "kube", "gateway")]
 
 from reportjobs_kube import paths  # noqa: E402
 from reportjobs_kube.config import from_kubeconfig  # noqa: E402
+from reportjobs_model import labels  # noqa: E402
 from reportjobs_model.naming import object_hash  # noqa: E402
 from reportjobs_model.reportjob import build_reportjob  # noqa: E402
 from reportjobs_model.window import Claim  # noqa: E402
@@ -79,6 +85,9 @@ class Phase:
     statuses: dict[int, int]
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process kind used during the phase (cpu_seconds deltas)."""
+    cpu_in_all: dict[str, float] = field(default_factory=dict)
+    """The same from the phase's start to the end of the quiet after it (`settle`)."""
+    started_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -119,7 +128,26 @@ async def drive(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     cpu = {kind: used - cpu_before[kind] for kind, used in cpu_seconds().items()}
-    return Phase(name, elapsed, latencies, statuses, cpu)
+    return Phase(name, elapsed, latencies, statuses, cpu, started_cpu=cpu_before)
+
+
+async def settle(args: argparse.Namespace, after: Phase | None = None) -> float:
+    """Wait at least `--settle` seconds, then until the API server used less than
+    `--quiet-cores` cores over 2 s (at most `--quiet-max` seconds): how long it waited. With
+    `after`, the phase's CPU up to now is recorded as its cost in all."""
+    started = time.monotonic()
+    await asyncio.sleep(args.settle)
+    while time.monotonic() - started < args.quiet_max:
+        before = cpu_seconds()["kube-apiserver"]
+        await asyncio.sleep(2)
+        if (cpu_seconds()["kube-apiserver"] - before) / 2 < args.quiet_cores:
+            break
+    waited = time.monotonic() - started
+    if after is not None:
+        after.cpu_in_all = {
+            kind: used - after.started_cpu[kind] for kind, used in cpu_seconds().items()
+        }
+    return waited
 
 
 def kubectl(kubeconfig: str, *args: str) -> str:
@@ -163,13 +191,27 @@ def show(phase: Phase) -> None:
             f"{kind} {used * 1000 / len(phase.latencies):.2f}" for kind, used in phase.cpu.items()
         )
         print(f"{'':>14}  CPU ms per request (during the phase): {each}")
+    if phase.cpu_in_all:
+        each = ", ".join(
+            f"{kind} {used * 1000 / len(phase.latencies):.2f}"
+            for kind, used in phase.cpu_in_all.items()
+        )
+        print(f"{'':>14}  CPU ms per request (the phase and the quiet after it): {each}")
+
+
+def cost(cpu: dict[str, float], phase: Phase) -> float:
+    """CPU seconds per request, all the processes counted together (NaN without figures)."""
+    return sum(cpu.values()) / len(phase.latencies) if cpu else float("nan")
 
 
 def combined(name: str, phases: list[Phase]) -> Phase:
     """The rounds of one kind as one phase."""
     cpu = {kind: sum(p.cpu.get(kind, 0.0) for p in phases) for kind in phases[0].cpu}
+    in_all = {
+        kind: sum(p.cpu_in_all.get(kind, 0.0) for p in phases) for kind in phases[0].cpu_in_all
+    }
     latencies = [x for p in phases for x in p.latencies]
-    return Phase(name, sum(p.seconds for p in phases), latencies, {}, cpu)
+    return Phase(name, sum(p.seconds for p in phases), latencies, {}, cpu, in_all)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -200,36 +242,21 @@ async def main_async(args: argparse.Namespace) -> None:
                 ("POST", f"{args.url}/jobs", json.dumps({"object_id": o}).encode(), gw_headers)
                 for o in ids
             ]
-            await asyncio.sleep(args.settle)
-            results["raw"].append(
-                await drive(
-                    "raw creates",
-                    raw_jobs,
-                    session=session,
-                    concurrency=args.concurrency,
-                    ssl=connection.ssl,
-                )
+            phases = (
+                ("raw", "raw creates", raw_jobs, connection.ssl),
+                ("new", "new (gateway)", new_jobs, False),
+                ("dedup", "dedup (gateway)", new_jobs, False),
             )
-            await asyncio.sleep(args.settle)
-            results["new"].append(
-                await drive(
-                    "new (gateway)",
-                    new_jobs,
-                    session=session,
-                    concurrency=args.concurrency,
-                    ssl=False,
+            if round_ == 0:
+                await settle(args)
+            quiet = []
+            for kind, name, jobs, ssl in phases:
+                phase = await drive(
+                    name, jobs, session=session, concurrency=args.concurrency, ssl=ssl
                 )
-            )
-            await asyncio.sleep(args.settle)
-            results["dedup"].append(
-                await drive(
-                    "dedup (gateway)",
-                    new_jobs,
-                    session=session,
-                    concurrency=args.concurrency,
-                    ssl=False,
-                )
-            )
+                results[kind].append(phase)
+                quiet.append(f"{await settle(args, after=phase):.0f} s after {kind}")
+            print(f"{'':>14}  quiet again: {', '.join(quiet)}")
             for kind in ("raw", "new", "dedup"):
                 show(results[kind][-1])
             raw, new = results["raw"][-1], results["new"][-1]
@@ -245,7 +272,10 @@ async def main_async(args: argparse.Namespace) -> None:
     for phase in (new, dedup):
         print(
             f"{phase.name}/raw: throughput {phase.rate / raw.rate:.2f}, "
-            f"p50 {phase.p50 / raw.p50:.2f}x, p99 {phase.pct(0.99) / raw.pct(0.99):.2f}x"
+            f"p50 {phase.p50 / raw.p50:.2f}x, p99 {phase.pct(0.99) / raw.pct(0.99):.2f}x, "
+            f"CPU per request during the phase {cost(phase.cpu, phase) / cost(raw.cpu, raw):.2f}x,"
+            f" with the quiet after it "
+            f"{cost(phase.cpu_in_all, phase) / cost(raw.cpu_in_all, raw):.2f}x"
         )
     for pod, text in sorted(after.items()):
         was = before.get(pod, "")
@@ -312,7 +342,21 @@ def main() -> None:
         "--settle",
         type=float,
         default=8.0,
-        help="seconds of quiet before each phase (the operator catches up with the previous one)",
+        help="seconds to wait at least before each phase (the operator catches up with the "
+        "previous one)",
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.35,
+        help="then, until the API server used less than this many cores over 2 s (its idle use "
+        "on the test bed is about 0.12)",
+    )
+    parser.add_argument(
+        "--quiet-max",
+        type=float,
+        default=240.0,
+        help="seconds to wait for that at most (the phase starts then anyway)",
     )
     parser.add_argument(
         "--quiet-load",
@@ -363,6 +407,33 @@ def cleanup(args: argparse.Namespace) -> None:
     asyncio.run(_forget_claims(args, hashes))
     print(f"cleaning up: deleting the bench's {len(mine)} ReportJobs")
     asyncio.run(_delete(args, mine))
+    _wait_for_pods_gone(args, set(mine))
+
+
+def _wait_for_pods_gone(
+    args: argparse.Namespace, reportjobs: set[str], seconds: float = 1800
+) -> None:
+    """Until no worker pod of the bench's ReportJobs is left (the garbage collector deletes them
+    after their Jobs): the nodes are uncordoned only then, so that none of them starts."""
+    started = time.monotonic()
+    left = -1
+    while time.monotonic() - started < seconds:
+        names = kubectl(
+            args.kubeconfig,
+            "-n",
+            args.namespace,
+            "get",
+            "pods",
+            "-l",
+            labels.REPORTJOB,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.labels.reportjobs\\.io/reportjob}{'\\n'}{end}",
+        ).split()
+        left = sum(1 for name in names if name in reportjobs)
+        if not left:
+            break
+        time.sleep(5)
+    print(f"cleaning up: {left} of the bench's pods left after {time.monotonic() - started:.0f} s")
 
 
 async def _forget_claims(args: argparse.Namespace, hashes: set[str]) -> None:

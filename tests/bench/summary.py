@@ -23,13 +23,14 @@ def load(path: Path) -> dict[str, Any] | None:
 
 
 def submit_latency(folder: Path) -> None:
-    print("gateway vs raw creates (the gateway benchmark's last lines):")
+    print('gateway vs raw creates (the gateway benchmark\'s lines from "all rounds" on):')
     try:
         lines = [line for line in (folder / "gateway.txt").read_text().splitlines() if line]
     except OSError:
         print("  (no output)")
         return
-    for line in lines[-12:]:
+    starts = [i for i, line in enumerate(lines) if line.startswith("all rounds")]
+    for line in lines[starts[-1] if starts else -12 :]:
         print(f"  {line}")
 
 
