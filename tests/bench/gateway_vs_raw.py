@@ -256,7 +256,6 @@ async def main_async(args: argparse.Namespace) -> None:
                 )
                 results[kind].append(phase)
                 quiet.append(f"{await settle(args, after=phase):.0f} s after {kind}")
-            print(f"{'':>14}  quiet again: {', '.join(quiet)}")
             for kind in ("raw", "new", "dedup"):
                 show(results[kind][-1])
             raw, new = results["raw"][-1], results["new"][-1]
@@ -264,6 +263,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"{'round ' + str(round_ + 1):>14}: new/raw throughput {new.rate / raw.rate:.2f}, "
                 f"p50 {new.p50 / raw.p50:.2f}x, p99 {new.pct(0.99) / raw.pct(0.99):.2f}x"
             )
+            print(f"{'':>14}  quiet again: {', '.join(quiet)}")
         after = await gateway_metrics(session, args.url, args.gateways)
     raw, new, dedup = (combined(kind, results[kind]) for kind in ("raw", "new", "dedup"))
     print(f"\nall rounds, concurrency {args.concurrency}:")
