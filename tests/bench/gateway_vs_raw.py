@@ -18,8 +18,8 @@ bench's ReportJobs are deleted, and the nodes uncordoned once their pods are gon
 
 usage: gateway_vs_raw.py [--kubeconfig .cluster/kubeconfig] [--namespace reportjobs]
                          [--url http://127.0.0.1:30080] [--count 200] [--concurrency 16]
-                         [--rounds 2] [--settle 8] [--quiet-cores 0.35] [--quiet-load 2]
-                         [--no-cordon]
+                         [--rounds 2] [--settle 8] [--quiet-cores 0.35] [--quiet-max 240]
+                         [--quiet-load 2] [--no-cordon]
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Phase:
     cpu_in_all: dict[str, float] = field(default_factory=dict)
     """The same from the phase's start to the end of the quiet after it (`settle`)."""
     started_cpu: dict[str, float] = field(default_factory=dict)
+    """cpu_seconds() at the phase's start."""
 
     @property
     def rate(self) -> float:
