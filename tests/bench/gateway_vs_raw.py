@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +125,21 @@ async def drive(
                 statuses[answer.status] = statuses.get(answer.status, 0) + 1
             latencies.append(time.perf_counter() - started)
 
+    return await measured(
+        name, worker, concurrency=concurrency, latencies=latencies, statuses=statuses
+    )
+
+
+async def measured(
+    name: str,
+    worker: Callable[[], Awaitable[None]],
+    *,
+    concurrency: int,
+    latencies: list[float],
+    statuses: dict[int, int],
+) -> Phase:
+    """Run `concurrency` workers to the end: the phase, with the wall time and the CPU it took
+    (the workers fill `latencies` and `statuses`)."""
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -5,11 +5,11 @@ One client (aiohttp, C concurrent workers, the kubeconfig's credentials) makes, 
 rounds, in a namespace of its own that no operator or gateway watches (so nothing follows the
 writes: no Job, no pod, no Event, no status):
 - create: N ReportJob creates (bodies as the gateway builds them);
-- replace: N replaces of window-shard-like ConfigMaps (256 of them, about 7 claims each, as the
-  gateway's shards hold during gateway_vs_raw.py), each carrying the resourceVersion it read,
-  one at a time per ConfigMap (so none conflicts).
-It prints each phase's rate, p50, p99 and the CPU per request of the API server and etcd, then
-deletes its namespace. It prints numbers and never fails on speed.
+- replace: N replaces of ConfigMaps shaped like window shards (256 of them, 7 claims each: one
+  claim replaced by a new one per write), each carrying the resourceVersion it read, one at a
+  time per ConfigMap (so none conflicts).
+It prints each phase's rate, p50, p99 and the CPU per request of the API server, etcd and the
+rest, then deletes its namespace. It prints numbers and never fails on speed.
 
 usage: write_cost.py [--kubeconfig .cluster/kubeconfig] [--count 1000] [--concurrency 16]
                      [--rounds 2]
@@ -31,7 +31,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / d) for d in ("model", "kube")] + [str(Path(__file__).parent)]
 
-from gateway_vs_raw import Phase, cpu_seconds, drive, kubectl, show  # noqa: E402
+from gateway_vs_raw import Phase, combined, drive, kubectl, measured, show  # noqa: E402
 
 from reportjobs_kube import paths  # noqa: E402
 from reportjobs_kube.config import from_kubeconfig  # noqa: E402
@@ -58,7 +58,9 @@ async def replaces(
     tag: str,
 ) -> Phase:
     """`count` replaces, round robin over the shards, each on the version the previous returned."""
-    names, queue, latencies = list(shards), list(range(count)), []
+    names, queue = list(shards), list(range(count))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
     turns = {name: asyncio.Lock() for name in names}
     now = int(time.time())
 
@@ -80,14 +82,12 @@ async def replaces(
                     if answer.status != 200:
                         raise RuntimeError(f"replace of {name}: {answer.status} {written}")
                 latencies.append(time.perf_counter() - started)
+                statuses[answer.status] = statuses.get(answer.status, 0) + 1
                 shards[name] = written
 
-    cpu_before = cpu_seconds()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    cpu = {kind: used - cpu_before[kind] for kind, used in cpu_seconds().items()}
-    return Phase("shard replaces", elapsed, latencies, {200: len(latencies)}, cpu)
+    return await measured(
+        "shard replaces", worker, concurrency=concurrency, latencies=latencies, statuses=statuses
+    )
 
 
 async def main_async(args: argparse.Namespace, namespace: str) -> None:
@@ -109,7 +109,10 @@ async def main_async(args: argparse.Namespace, namespace: str) -> None:
                 "data": {entry_key(o): claim(o, now).to_entry() for o in ids},
             }
             async with s.post(url, json=body, headers=headers, ssl=connection.ssl) as answer:
-                shards[body["metadata"]["name"]] = await answer.json()
+                created = await answer.json()
+                if answer.status != 201:
+                    raise RuntimeError(f"create of a shard: {answer.status} {created}")
+                shards[body["metadata"]["name"]] = created
         results: dict[str, list[Phase]] = {"create": [], "replace": []}
         for round_ in range(args.rounds):
             creates = []
@@ -145,16 +148,9 @@ async def main_async(args: argparse.Namespace, namespace: str) -> None:
             )
             results["replace"].append(phase)
             show(phase)
-    print(f"\nall rounds, concurrency {args.concurrency}, API server and etcd CPU ms per request:")
+    print(f"\nall rounds, concurrency {args.concurrency}:")
     for kind, phases in results.items():
-        n = sum(len(p.latencies) for p in phases)
-        each = {
-            who: sum(p.cpu[who] for p in phases) * 1000 / n for who in ("kube-apiserver", "etcd")
-        }
-        print(
-            f"{kind:>8}: {n / sum(p.seconds for p in phases):7.1f}/s, "
-            f"kube-apiserver {each['kube-apiserver']:.2f}, etcd {each['etcd']:.2f}"
-        )
+        show(combined(kind, phases))
 
 
 def main() -> None:
