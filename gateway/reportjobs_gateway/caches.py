@@ -3,9 +3,9 @@
 Two informers (list + watch) keep every window shard and every ReportJob of the namespace in
 memory. They serve reads, and the two fast paths of a submission (docs/design.md, "The
 cached paths"): a deduplicated answer with no API request, and a new claim written on the
-cached version of the shard. The API server still decides every create: the claim is a replace
-carrying the cached resourceVersion (or a create of an absent shard), which fails when the
-cache was behind.
+cached version of the shard. The API server still decides every create: the claim is a JSON
+patch that tests the cached epoch and the object's cached entry (or a create of an absent
+shard), which fails when the cache was behind on either.
 
 What the cache cannot show is a claim that was removed in versions it skipped or saw go.
 `ClaimHistory` notes, on the local monotonic clock, when the cache last saw an object's claim
@@ -14,9 +14,9 @@ the cache when it is later than the server's time at that moment (an upper bound
 the clock). Removals are committed before the cache hears of them, so a claim accepted later
 than that is accepted later than every removal's decision, as the proof needs.
 
-`ShardTurns` keeps this process's cached writes of one shard in turn, and lets a write that lost
-wait for the version that won: so a conflict costs a second write on the cached path instead of
-the API path's read and write. It only saves requests: the API server still decides.
+`ShardCatchUp` lets a cached write that lost wait for the cache to move on from the version it
+was based on: so a conflict costs a second write on the cached path instead of the API path's
+read and write. It only saves requests: the API server still decides.
 """
 
 import asyncio
@@ -125,9 +125,9 @@ CATCH_UP_SECONDS = 1.0
 path reads it); a watch event takes milliseconds. Speed only: no decision depends on it."""
 
 
-class ShardTurns:
-    """Turns of the cached writes of each shard in this process, and waiting for a shard's
-    cached version to move on (fed with every change of the cached shards)."""
+class ShardCatchUp:
+    """Waiting for a shard's cached version to move on (fed with every change of the cached
+    shards)."""
 
     def __init__(
         self,
@@ -137,14 +137,10 @@ class ShardTurns:
     ) -> None:
         self._window = window
         self._catch_up = catch_up_seconds
-        self._turns: dict[str, asyncio.Lock] = {}  # at most SHARD_COUNT
         self._changes = Changes()
 
     def changed(self, old: WindowShard | None, new: WindowShard | None) -> None:
         self._changes.changed(old, new)
-
-    def writing(self, shard: str) -> asyncio.Lock:
-        return self._turns.setdefault(shard, asyncio.Lock())
 
     async def moved_on(self, shard: str, *, from_version: str | None) -> bool:
         with self._changes.watching(shard) as woken, contextlib.suppress(TimeoutError):
@@ -166,7 +162,7 @@ class GatewayCaches:
         self.clock = clock
         self.history = ClaimHistory(clock)
         self.changes = Changes()
-        self.turns = ShardTurns(self.window)
+        self.catch_up = ShardCatchUp(self.window)
         self._shards: Informer | None = None
         self._jobs: Informer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -194,7 +190,7 @@ class GatewayCaches:
 
     def _shard_changed(self, old: WindowShard | None, new: WindowShard | None) -> None:
         self.history.changed(old, new)
-        self.turns.changed(old, new)
+        self.catch_up.changed(old, new)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -232,15 +228,13 @@ class GatewayCaches:
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         return self.history.claim_time_allowed(shard, key, accepted)
 
-    def writing(self, shard: str) -> asyncio.Lock:
-        return self.turns.writing(shard)
-
     async def moved_on(self, shard: str, *, from_version: str | None) -> bool:
-        return await self.turns.moved_on(shard, from_version=from_version)
+        return await self.catch_up.moved_on(shard, from_version=from_version)
 
     def window_written(self, *, based_on: str | None, written: WindowShard) -> None:
-        """Our write of a shard succeeded: write it through when it is the version right after
-        the one cached (so no version is skipped); else the watch will bring it."""
+        """Our write of a shard succeeded: write it through when the cache still holds the
+        version it was based on, else the watch will bring it. Versions between the two may be
+        skipped, but none of them removed a claim: the write tested the epoch."""
         if self._shards is None:
             return
         cached = self._shards.get(str(written["metadata"]["name"]))

@@ -30,18 +30,19 @@ SUBMISSION_PATHS = Counter(
 )
 LOST_WRITES = Counter(
     "reportjobs_gateway_lost_claim_writes",
-    "Claims written on a shard version that was no longer current (another write came first, "
-    "or the cache was behind): the submission tried again",
+    "Claims written on a shard version that was no longer current for the object (a claim of "
+    "it, or a removal from its shard, came first, or the cache was behind): the submission "
+    "tried again",
 )
 CLAIM_SECONDS = Histogram(
     "reportjobs_gateway_claim_seconds",
     "Time to claim a window for a new job (answered 201), by what delayed it besides its own "
-    "requests: none, turn (waited for another submission of the same shard in this replica), "
-    "lost (a claim write lost to another write, and was written again)",
+    "requests: none, or lost (a claim write lost to a write of the same object or a removal "
+    "from its shard, and was written again)",
     ["delay"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1, 2.5),
 )
-for _delay in ("none", "turn", "lost"):
+for _delay in ("none", "lost"):
     CLAIM_SECONDS.labels(_delay)
 OUTCOMES = {201: "created", 200: "deduplicated", 422: "invalid", 503: "unavailable"}
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reportjobs_gateway.servertime import ServerNow
+from reportjobs_model.window import Patch
 
 ReportJob = dict[str, Any]
 WindowShard = dict[str, Any]
@@ -28,7 +29,8 @@ class AlreadyExists(Exception):
 
 
 class Stale(Exception):
-    """A write carried a resourceVersion that is no longer current (or the object is gone)."""
+    """A write was based on a version that is no longer current for it (a test of its patch
+    failed), or the object is gone."""
 
 
 class JobStore(Protocol):
@@ -58,6 +60,12 @@ class JobStore(Protocol):
     async def replace_window(self, body: WindowShard) -> WindowShard:
         """Replace it if body's metadata.resourceVersion is current (and return it); else
         raises Stale."""
+        ...
+
+    async def patch_window(self, name: str, patch: Patch, *, based_on: str) -> WindowShard:
+        """Apply the JSON patch to the window shard (and return it) if its tests hold on the
+        current version; else raises Stale. `based_on`: the resourceVersion the patch was built
+        on (for the write-through)."""
         ...
 
     async def ping(self) -> None:
@@ -90,12 +98,6 @@ class Cache(Protocol):
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         """Whether `accepted` is later than the server's time whenever the cache may have
         missed, or saw, the removal of this object's claim (see caches.ClaimHistory)."""
-        ...
-
-    def writing(self, shard: str) -> asyncio.Lock:
-        """Held around the cached path of a submission: this process's submissions of one
-        shard take turns, so that two of them never write on the same cached version (one
-        would lose). Only a speed-up: the API server decides whatever the turns."""
         ...
 
     async def moved_on(self, shard: str, *, from_version: str | None) -> bool:

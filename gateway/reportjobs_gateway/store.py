@@ -20,10 +20,16 @@ from reportjobs_gateway.ports import (
 )
 from reportjobs_gateway.servertime import ServerClock
 from reportjobs_kube import paths
-from reportjobs_kube.client import MERGE_PATCH, KubeClient
-from reportjobs_kube.errors import Answered, Conflict, NotFound, Unreachable
+from reportjobs_kube.client import JSON_PATCH, MERGE_PATCH, KubeClient
+from reportjobs_kube.errors import Answered, Conflict, Invalid, NotFound, Unreachable
+from reportjobs_model.window import Patch
 
 log = logging.getLogger(__name__)
+
+
+_PATCH_REFUSED = (Invalid, Conflict, NotFound)
+"""A JSON patch of a window shard whose test failed (422), whose retries on the server met other
+writes every time (409), or whose shard is gone (404)."""
 
 
 class WriteThrough(Protocol):
@@ -92,11 +98,19 @@ class KubeStore:
         name = body["metadata"]["name"]
         try:
             written, _ = await self._call("PUT", paths.configmaps(self._namespace, name), body=body)
-        except Conflict as exc:  # another write came first
-            raise Stale(name) from exc
-        except NotFound as exc:
+        except (Conflict, NotFound) as exc:  # another write came first
             raise Stale(name) from exc
         return self._window_written(str(body["metadata"]["resourceVersion"]), written)
+
+    async def patch_window(self, name: str, patch: Patch, *, based_on: str) -> WindowShard:
+        path = paths.configmaps(self._namespace, name)
+        try:
+            written, _ = await self._call(
+                "PATCH", path, body=patch, content_type=JSON_PATCH, passed=_PATCH_REFUSED
+            )
+        except _PATCH_REFUSED as exc:  # a test failed: a write came first
+            raise Stale(name) from exc
+        return self._window_written(based_on, written)
 
     def _window_written(self, based_on: str | None, written: WindowShard) -> WindowShard:
         if self._write_through is not None and written:
@@ -134,11 +148,12 @@ class KubeStore:
         method: str,
         path: str,
         *,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | Patch | None = None,
         query: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        passed: tuple[type[Answered], ...] = (NotFound, Conflict),
     ) -> tuple[dict[str, Any], float]:
-        """One request; NotFound and Conflict are the callers' to map, others are
+        """One request; the errors in `passed` are the caller's to map, others are
         StoreUnavailable."""
         try:
             client = await self._connected()
@@ -155,9 +170,9 @@ class KubeStore:
             self._clock.observe(
                 date=answer.server_time, sent=sent, received=self._clock.monotonic()
             )
-        except (NotFound, Conflict):
-            raise
         except Answered as exc:
+            if isinstance(exc, passed):
+                raise
             log.warning("Kubernetes API answered %s to %s %s", exc, method, path)
             raise StoreUnavailable(f"Kubernetes API answered {exc.status} {exc.reason}") from exc
         except Unreachable as exc:

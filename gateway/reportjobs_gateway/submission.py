@@ -2,8 +2,11 @@
 
 An object's window shard holds its open claim, if any. A submission reads the shard; if the
 object's claim is open at the server time of that read, the answer is its job. Otherwise it
-claims the window by writing the shard with the resourceVersion it read (or by creating the
-shard, which is never deleted), and the API server lets exactly one such write win. The winner
+claims the window by a JSON patch of the shard that tests what it read of it (its epoch and the
+object's entry: `window.claim_write`; a replace carrying the resourceVersion read when the shard
+has no epoch yet), or by creating the shard, which is never deleted; the
+API server lets exactly one such write of an object win, and writes of other objects of the
+shard do not get in its way. The winner
 is answered 201 at once: the written claim is the accepted job. Its ReportJob is created right
 after (`Submitted.to_create`, by the caller, in the background); anyone who finds the claim
 without its job creates the same job (`_job_of`, `claimed_job`), and so does the operator's
@@ -15,10 +18,9 @@ a claim open at the latest the server's time can be now is the object's claim, s
 job is the answer (0 requests); and a new claim can be written on the cached version of the
 shard, accepted at a second the server's clock has certainly reached, provided that is later
 than any removal of the object's claim the cache may have missed (2 requests). The API server
-still decides: a write based on a stale cached version fails. This process's submissions of a
-shard take turns on the cached path, so they do not beat each other; a write that lost anyway
-(another replica's, or the operator's sweep, came first) is tried again once the winning version
-reached the cache, and the API path takes over when it does not come or loses again.
+still decides: a write based on a cached version that is stale for the object (a claim of the
+object, or a removal, came in between) fails. Such a write that lost is tried again once the
+cache moved on, and the API path takes over when it does not or the write loses again.
 docs/design.md, "The cached paths", has the argument.
 """
 
@@ -26,7 +28,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from reportjobs_gateway.manifests import build_window_shard
 from reportjobs_gateway.ports import (
     AlreadyExists,
     Cache,
@@ -42,10 +43,11 @@ from reportjobs_model.window import (
     Claim,
     awaits_its_job,
     claim_of,
+    claim_write,
+    created_shard,
     entry_key,
     open_claim,
     place_of_job,
-    pruned,
     shard_name,
 )
 
@@ -76,16 +78,14 @@ class Submitted:
     """True for the one submission that claimed the window (answered 201)."""
     path: Path = Path.API
     lost_writes: int = 0
-    """Claims written on a version that was no longer current (another write came first)."""
-    waited_turn: bool = False
-    """Another submission of the shard was on the cached path in this process: this one waited
-    for it."""
+    """Claims written on a version that was no longer current for the object (a claim of it, or
+    a removal from its shard, came first)."""
 
     @property
     def delay(self) -> str:
         """What delayed the answer besides its own requests (a metrics label): lost (a write
-        lost), turn (waited for another submission of the shard), or none."""
-        return "lost" if self.lost_writes else "turn" if self.waited_turn else "none"
+        lost), or none."""
+        return "lost" if self.lost_writes else "none"
 
     @property
     def to_create(self) -> ReportJob | None:
@@ -109,9 +109,9 @@ async def submit(
 ) -> Submitted:
     """Answer with the job whose window covers now, or claim the window for a new job."""
     shard, key = shard_name(object_id), entry_key(object_id)
-    lost, waited = 0, False
+    lost = 0
     if cache is not None and cache.ready():
-        fast, lost, waited = await _taking_turns(
+        fast, lost = await _retrying_cached(
             cache,
             shard=shard,
             attempt=lambda: _from_cache(
@@ -124,7 +124,7 @@ async def submit(
             ),
         )
         if fast is not None:
-            return replace(fast, lost_writes=lost, waited_turn=waited)
+            return replace(fast, lost_writes=lost)
     for _ in range(max_rounds):
         read = await store.get_window(shard)
         now, data = read.server_time, (read.obj or {}).get("data") or {}
@@ -132,7 +132,7 @@ async def submit(
         if claim is not None:
             job = await _job_of(store, object_id=object_id, claim=claim)
             if job is not None:
-                return Submitted(job=job, created=False, lost_writes=lost, waited_turn=waited)
+                return Submitted(job=job, created=False, lost_writes=lost)
             continue
         previous = _unfinished(data, key=key, cache=cache)
         # Its job first: the new claim takes its place in the shard.
@@ -145,15 +145,9 @@ async def submit(
             timeout_seconds=timeout_seconds,
             callback_url=callback_url,
         )
-        version = None if read.obj is None else str(read.obj["metadata"]["resourceVersion"])
-        body = build_window_shard(
-            name=shard,
-            data={**pruned(data, now=now, exists=_known_to(cache)), key: claim.to_entry()},
-            resource_version=version,
-        )
-        if await _written(store, body, create=version is None):
+        if await _written(store, name=shard, read=read.obj, key=key, entry=claim.to_entry()):
             job = build_reportjob(object_id=object_id, claim=claim)
-            return Submitted(job=job, created=True, lost_writes=lost, waited_turn=waited)
+            return Submitted(job=job, created=True, lost_writes=lost)
         lost += 1
     raise SubmissionGaveUp(f"no stable answer for the submission after {max_rounds} rounds")
 
@@ -165,24 +159,21 @@ class _Lost:
     based_on: str | None
 
 
-async def _taking_turns(
+async def _retrying_cached(
     cache: Cache, *, shard: str, attempt: Callable[[], Awaitable[Submitted | _Lost | None]]
-) -> tuple[Submitted | None, int, bool]:
-    """Run the cached paths (`attempt`) in the shard's turn, again while a write lost and the
-    winning version reached the cache: the answer (None: the API path answers), how many
-    cached writes lost, and whether it waited for its turn."""
+) -> tuple[Submitted | None, int]:
+    """Run the cached paths (`attempt`), again while a write lost and the cached shard moved on
+    from the version it was based on: the answer (None: the API path answers), and how many
+    cached writes lost."""
     lost = 0
-    turn = cache.writing(shard)
-    waited = turn.locked()
-    async with turn:
-        for _ in range(CACHED_WRITES):
-            outcome = await attempt()
-            if not isinstance(outcome, _Lost):
-                return outcome, lost, waited
-            lost += 1
-            if not await cache.moved_on(shard, from_version=outcome.based_on):
-                break
-    return None, lost, waited
+    for _ in range(CACHED_WRITES):
+        outcome = await attempt()
+        if not isinstance(outcome, _Lost):
+            return outcome, lost
+        lost += 1
+        if not await cache.moved_on(shard, from_version=outcome.based_on):
+            break
+    return None, lost
 
 
 async def _from_cache(
@@ -225,13 +216,8 @@ async def _from_cache(
         timeout_seconds=timeout_seconds,
         callback_url=callback_url,
     )
-    version = None if cached is None else str(cached["metadata"]["resourceVersion"])
-    body = build_window_shard(
-        name=shard,
-        data={**pruned(data, now=accepted, exists=_known_to(cache)), key: claim.to_entry()},
-        resource_version=version,
-    )
-    if not await _written(store, body, create=version is None):
+    if not await _written(store, name=shard, read=cached, key=key, entry=claim.to_entry()):
+        version = None if cached is None else str(cached["metadata"]["resourceVersion"])
         return _Lost(based_on=version)  # the cache was behind, or another write came first
     job = build_reportjob(object_id=object_id, claim=claim)
     return Submitted(job=job, created=True, path=Path.CACHED_SHARD)
@@ -247,19 +233,27 @@ def _unfinished(data: Mapping[str, str], *, key: str, cache: Cache | None) -> Cl
 
 
 def _known_to(cache: Cache | None) -> Callable[[str], bool]:
-    """Whether a job is known to exist (in the cache): then its closed claim may be pruned."""
+    """Whether a job is known to exist (in the cache): then its closed claim may be replaced."""
     if cache is None or not cache.ready():
         return lambda _: False
     return lambda name: cache.job(name) is not None
 
 
-async def _written(store: JobStore, body: WindowShard, *, create: bool) -> bool:
-    """Create the shard, or replace the version read; False when another write came first."""
+async def _written(
+    store: JobStore, *, name: str, read: WindowShard | None, key: str, entry: str
+) -> bool:
+    """Write the object's claim: create the shard when it was read absent, else patch (or
+    replace) the version read (`claim_write`); False when another write came first."""
     try:
-        if create:
-            await store.create_window(body)
-        else:
-            await store.replace_window(body)
+        if read is None:
+            await store.create_window(created_shard(name=name, key=key, entry=entry))
+            return True
+        write = claim_write(read, key=key, entry=entry)
+        if write.patch is not None:
+            version = str(read["metadata"]["resourceVersion"])
+            await store.patch_window(name, write.patch, based_on=version)
+        elif write.replacement is not None:
+            await store.replace_window(write.replacement)
     except (AlreadyExists, Stale):
         return False
     return True

@@ -44,6 +44,7 @@ CONNECTIONS = 256
 """At once, watches included: an operator replica holding every one of 16 shards has 48."""
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 USER_AGENT = "reportjobs"
 
 
@@ -87,11 +88,12 @@ class KubeClient:
         path: str,
         *,
         query: Mapping[str, str] | None = None,
-        body: Obj | None = None,
+        body: Obj | list[Obj] | None = None,
         content_type: str | None = None,
     ) -> Answer:
-        """One request; raises NotFound, Conflict, Gone, Answered or Unreachable. A body is sent
-        as JSON, with `content_type` (e.g. MERGE_PATCH) when given."""
+        """One request; raises NotFound, Conflict, Gone, Invalid, Answered or Unreachable. A
+        body (an object, or a JSON patch's list) is sent as JSON, with `content_type` (e.g.
+        MERGE_PATCH) when given."""
         verb, resource = verb_and_resource(method, path, watch=False)
         started = time.perf_counter()
         code = "error"

@@ -27,10 +27,14 @@ class Conflict(Answered):
     """409: the name is taken, a precondition failed, or the resourceVersion is stale."""
 
 
+class Invalid(Answered):
+    """422: the object or patch is invalid; for a JSON patch, also a failed `test` operation."""
+
+
 class Gone(Answered):
     """410: the resourceVersion a list or watch asked for is too old."""
 
 
 def answered(status: int, reason: str, *, server_time: float) -> Answered:
-    kind = {404: NotFound, 409: Conflict, 410: Gone}.get(status, Answered)
+    kind = {404: NotFound, 409: Conflict, 410: Gone, 422: Invalid}.get(status, Answered)
     return kind(status, reason, server_time=server_time)

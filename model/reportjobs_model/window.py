@@ -3,21 +3,27 @@
 Every object id belongs to one of `SHARD_COUNT` window shards, ConfigMaps named by
 `shard_name`, which are created on first use and never deleted. A shard's `data` maps the
 object hash of each object with an open window to its claim: the object's newest job and when
-it was accepted. A shard changes only by a create (it did not exist) or by a replace carrying
-the `resourceVersion` that was read, so the API server orders every claim of an object, and no
-deletion can make a stale "absent" read true again; the proof is in docs/design.md.
-A claim also names its object id, so that anyone can create the job it names (the gateway
-answers 201 once the claim is written, and creates the job right after). A closed claim is
-pruned only once its job is known to exist (a claim in a shard is the promise of its job): by
-whoever writes the shard next, and by the operator's sweep, which also creates the job of any
-claim left without one.
+it was accepted. It also holds the shard's epoch (`EPOCH_KEY`), which every removal of a claim
+changes to a value it never had. A shard changes only by a create (it did not exist), by a
+replace carrying the `resourceVersion` that was read, or by a JSON patch whose tests the API
+server checks on the version it applies it to: the shard's uid, the epoch that was read and the
+entry that was read under the key it writes (`claim_write`, `removal_write`). So the API server
+orders every claim of an object, a write based on a version that is no longer current *for its
+object* fails, and no removal can make a stale "absent" read true again (it changed the epoch,
+or, by a writer of before the patches, removed it); writes of different objects of one shard no
+longer conflict. The proof is
+in docs/design.md. A claim also names its object id, so that anyone can create the job it names
+(the gateway answers 201 once the claim is written, and creates the job right after). A closed
+claim is removed only once its job is known to exist (a claim in a shard is the promise of its
+job), by the operator's sweep, which also creates the job of any claim left without one.
 """
 
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from reportjobs_model import labels
 from reportjobs_model.naming import job_name, object_hash
 from reportjobs_model.timestamps import format_unix, unix_of
 
@@ -25,6 +31,13 @@ SHARD_COUNT: Final = 256
 """Fixed: changing it would move open windows to shards where nobody looks for them."""
 
 SHARD_PREFIX: Final = "reportjobs-windows-"
+
+EPOCH_KEY: Final = "epoch"
+"""The key of a shard's epoch (never an object hash: those are hex digits): every write that
+removes a claim gives it a value it never had, and every patch tests the value it read."""
+
+Patch = list[dict[str, Any]]
+"""A JSON patch (RFC 6902), as the API server applies it (application/json-patch+json)."""
 
 
 def shard_name(object_id: str) -> str:
@@ -128,15 +141,117 @@ def awaits_its_job(claim: Claim, *, exists: Callable[[str], bool]) -> bool:
     return claim.object_id is not None and not exists(claim.job_name)
 
 
-def pruned(
+def prunable(
     data: Mapping[str, str], *, now: float, exists: Callable[[str], bool] = _never
-) -> dict[str, str]:
-    """The entries to keep at server time `now`: claims whose window is still open, and closed
-    claims whose job is not known to exist (`exists(job name)`; by default none is known).
-    Unreadable entries are dropped."""
-    kept: dict[str, str] = {}
+) -> list[str]:
+    """The keys to remove at server time `now`: closed claims whose job is known to exist
+    (`exists(job name)`; by default none is known), and unreadable entries. The epoch stays."""
+    gone: list[str] = []
     for key, entry in data.items():
+        if key == EPOCH_KEY:
+            continue
         claim = claim_of(entry)
-        if claim is not None and (claim.is_open(now=now) or awaits_its_job(claim, exists=exists)):
-            kept[key] = entry
-    return kept
+        if claim is None or not (claim.is_open(now=now) or awaits_its_job(claim, exists=exists)):
+            gone.append(key)
+    return gone
+
+
+def build_window_shard(
+    *, name: str, data: Mapping[str, str], resource_version: str | None = None
+) -> dict[str, Any]:
+    """A ConfigMap of claims; with the resourceVersion it replaces (None: a create)."""
+    metadata: dict[str, object] = {
+        "name": name,
+        "labels": {labels.MANAGED_BY: labels.GATEWAY, labels.COMPONENT: labels.DEDUP_WINDOWS},
+    }
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
+
+
+FIRST_EPOCH: Final = ""
+"""The epoch a shard is created with: never a later one, which are resourceVersions (never
+empty)."""
+
+
+def created_shard(*, name: str, key: str, entry: str) -> dict[str, Any]:
+    """A new shard holding one claim, and its first epoch."""
+    return build_window_shard(name=name, data={key: entry, EPOCH_KEY: FIRST_EPOCH})
+
+
+@dataclass(frozen=True, slots=True)
+class ShardWrite:
+    """How to write a shard that was read (or cached): a JSON `patch` when the read showed an
+    epoch, else a `replacement` carrying the resourceVersion read (exactly one is set).
+
+    A shard has no epoch when it was created by a writer of before the patches, or when one
+    replaced it (it drops the entry it cannot read): then nothing a patch could test tells that
+    no claim was removed since the read, and the write is a replace, which sets an epoch."""
+
+    patch: Patch | None = None
+    replacement: dict[str, Any] | None = None
+
+
+def claim_write(shard: Mapping[str, Any], *, key: str, entry: str) -> ShardWrite:
+    """Write `entry` under `key` in `shard` as it was read. As a patch, the API server applies it
+    only if the shard is still that one (uid), no claim was removed from it since (epoch), and
+    `key` still holds what was read (its closed claim, or nothing): other objects' writes in
+    between do not matter to it."""
+    data = shard.get("data") or {}
+    if EPOCH_KEY not in data:
+        return _replacing(shard, {**data, key: entry})
+    return ShardWrite(
+        patch=[
+            *_same_epoch(shard),
+            _test(f"/data/{key}", data.get(key)),
+            _add(f"/data/{key}", entry),
+        ]
+    )
+
+
+def removal_write(shard: Mapping[str, Any], *, keys: list[str]) -> ShardWrite:
+    """Remove the entries under `keys` from `shard` as it was read, and give it a new epoch. As
+    a patch, applied only if the shard is still that one, its epoch unchanged, and each entry
+    the one read."""
+    data = shard.get("data") or {}
+    if EPOCH_KEY not in data:
+        return _replacing(shard, {k: v for k, v in data.items() if k not in keys})
+    patch = [*_same_epoch(shard), _add(f"/data/{EPOCH_KEY}", _version(shard))]
+    for key in keys:
+        patch += [_test(f"/data/{key}", data[key]), {"op": "remove", "path": f"/data/{key}"}]
+    return ShardWrite(patch=patch)
+
+
+def _replacing(shard: Mapping[str, Any], data: Mapping[str, str]) -> ShardWrite:
+    """A replace of the version read, with a new epoch."""
+    name, version = str(shard["metadata"]["name"]), _version(shard)
+    body = build_window_shard(
+        name=name, data={**data, EPOCH_KEY: version}, resource_version=version
+    )
+    return ShardWrite(replacement=body)
+
+
+def _version(shard: Mapping[str, Any]) -> str:
+    """The resourceVersion read: a new epoch. No epoch ever repeats on a shard: each is the
+    version of a read that the write setting it was based on (or FIRST_EPOCH, at its create),
+    and two writes based on one read test (or replace) the same thing, so only one of them is
+    applied."""
+    return str(shard["metadata"]["resourceVersion"])
+
+
+def _same_epoch(shard: Mapping[str, Any]) -> Patch:
+    return [
+        _test("/metadata/uid", shard["metadata"]["uid"]),
+        _test(f"/data/{EPOCH_KEY}", shard["data"][EPOCH_KEY]),
+    ]
+
+
+def _test(path: str, value: object) -> dict[str, Any]:
+    """Fails the whole patch unless `path` holds `value`; None: unless `path` is absent (the
+    API server's JSON patch treats a null test value as "missing")."""
+    return {"op": "test", "path": path, "value": value}
+
+
+def _add(path: str, value: object) -> dict[str, Any]:
+    """Sets `path` (adding the member, or replacing its value)."""
+    return {"op": "add", "path": path, "value": value}

@@ -7,10 +7,11 @@ is not sent once it says no (ports.Fenced). sharding.py says when a replica hold
 from collections.abc import Callable
 
 from reportjobs_kube import paths
-from reportjobs_kube.client import MERGE_PATCH, KubeClient
+from reportjobs_kube.client import JSON_PATCH, MERGE_PATCH, KubeClient
 from reportjobs_kube.errors import Conflict as KubeConflict
-from reportjobs_kube.errors import NotFound
+from reportjobs_kube.errors import Invalid, NotFound
 from reportjobs_model import labels
+from reportjobs_model.window import Patch
 from reportjobs_operator.job_pod_fields import UNEXITED_PHASES
 from reportjobs_operator.ports import Conflict, Fenced, Obj
 
@@ -42,7 +43,7 @@ class KubeApi:
             return None
 
     async def _write(
-        self, method: str, path: str, body: Obj, *, content_type: str | None = None
+        self, method: str, path: str, body: Obj | Patch, *, content_type: str | None = None
     ) -> Obj:
         self._fence()
         try:
@@ -131,3 +132,10 @@ class KubeApi:
     async def replace_window_shard(self, *, body: Obj) -> None:
         name = body["metadata"]["name"]
         await self._write("PUT", paths.configmaps(self._namespace, name), body)
+
+    async def patch_window_shard(self, *, name: str, patch: Patch) -> None:
+        path = paths.configmaps(self._namespace, name)
+        try:
+            await self._write("PATCH", path, patch, content_type=JSON_PATCH)
+        except (Invalid, NotFound) as exc:  # a test failed (422), or the shard is gone
+            raise Conflict(exc.reason) from exc

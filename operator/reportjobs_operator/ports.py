@@ -6,6 +6,8 @@ watches: writes, and the reads a conflict or a missing object calls for.
 
 from typing import Any, Protocol
 
+from reportjobs_model.window import Patch
+
 Obj = dict[str, Any]
 
 
@@ -81,6 +83,10 @@ class WindowApi(Protocol):
 
     async def replace_window_shard(self, *, body: Obj) -> None:
         """Optimistic on metadata.resourceVersion; raises Conflict when stale."""
+        ...
+
+    async def patch_window_shard(self, *, name: str, patch: Patch) -> None:
+        """A JSON patch; raises Conflict when one of its tests fails (or the shard is gone)."""
         ...
 
     async def create_reportjob(self, *, body: Obj) -> Obj:

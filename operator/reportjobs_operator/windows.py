@@ -8,13 +8,17 @@ etcd, not from a cache), then:
   either, gets its ReportJob, created from the claim (the same name and spec whoever creates
   it; 409: it exists): the gateway that won the claim died before creating it;
 - a claim that is closed at the server's time of the list (its Date) and whose ReportJob the
-  index holds is pruned, by a replace carrying the resourceVersion listed (a conflict: the shard
-  was written meanwhile, by a writer that prunes too);
+  index holds is pruned, by a JSON patch that tests the listed entries it removes and the
+  shard's epoch, and gives the shard a new epoch (`window.removal_write`; a replace carrying the
+  resourceVersion listed when the shard has no epoch); refused: the shard changed under it, and
+  the next sweep tries again;
 - a ReportJob that was in the index before the list was sent and that no listed claim names is
   *released*: its claim is gone for good (a claim is written before its ReportJob exists, and a
   removed claim never comes back, since every write carries the resourceVersion it read), so
   retention may delete it. Retention waits for that, because a claim without its ReportJob is
-  completed: deleting the job of a claim still present would run it again.
+  completed: deleting the job of a claim still present would run it again. (A removed claim
+  never comes back: every write tests the epoch it read or carries the resourceVersion, and a
+  removal changes the epoch.)
 """
 
 import logging
@@ -22,23 +26,23 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 from reportjobs_model.reportjob import build_reportjob
-from reportjobs_model.window import claim_of, pruned
+from reportjobs_model.window import ShardWrite, claim_of, prunable, removal_write
 from reportjobs_operator.ports import Conflict, Obj, WindowApi
 
 log = logging.getLogger(__name__)
 
 
-def pruned_shard(shard: Obj, *, now: float, exists: Callable[[str], bool]) -> Obj | None:
-    """The shard without the closed claims whose job exists; None when nothing goes."""
-    data = shard.get("data") or {}
-    kept = pruned(data, now=now, exists=exists)
-    return None if kept == data else {**shard, "data": kept}
+def pruning_write(shard: Obj, *, now: float, exists: Callable[[str], bool]) -> ShardWrite | None:
+    """The write that removes the shard's closed claims whose job exists; None when none
+    goes."""
+    keys = prunable(shard.get("data") or {}, now=now, exists=exists)
+    return removal_write(shard, keys=keys) if keys else None
 
 
 @dataclass(frozen=True, slots=True)
 class Swept:
     pruned: int
-    """Shards replaced without their closed claims."""
+    """Shards written without their closed claims."""
     completed: int
     """ReportJobs created from claims found without them."""
 
@@ -87,11 +91,11 @@ class WindowSweep:
                 if claim.job_name in self._missing:
                     body = build_reportjob(object_id=claim.object_id, claim=claim)
                     completed += await self._complete(body)
-            replacement = pruned_shard(shard, now=now, exists=indexed.__contains__)
-            if replacement is not None:
+            write = pruning_write(shard, now=now, exists=indexed.__contains__)
+            if write is not None:
                 try:
-                    await self._api.replace_window_shard(body=replacement)
-                except Conflict:  # written meanwhile, and pruned by that writer
+                    await self._write(shard["metadata"]["name"], write)
+                except Conflict:  # changed meanwhile: the next sweep prunes it
                     continue
                 replaced += 1
         self._missing = missing
@@ -104,6 +108,12 @@ class WindowSweep:
                 completed,
             )
         return Swept(pruned=replaced, completed=completed)
+
+    async def _write(self, name: str, write: ShardWrite) -> None:
+        if write.patch is not None:
+            await self._api.patch_window_shard(name=name, patch=write.patch)
+        elif write.replacement is not None:
+            await self._api.replace_window_shard(body=write.replacement)
 
     async def _complete(self, body: Obj) -> int:
         name = body["metadata"]["name"]

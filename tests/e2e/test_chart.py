@@ -77,8 +77,9 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     # The dedup window shards: the gateway reads and replaces them by name only, and deletes
     # neither them nor ReportJobs; the operator prunes them by name.
     shard, other = "reportjobs-windows-7f", "some-other-config"
-    assert can_i(cluster, namespace, gateway, "update", "configmaps", name=shard)
-    assert not can_i(cluster, namespace, gateway, "update", "configmaps", name=other)
+    for verb in ("update", "patch"):
+        assert can_i(cluster, namespace, gateway, verb, "configmaps", name=shard)
+        assert not can_i(cluster, namespace, gateway, verb, "configmaps", name=other)
     assert not can_i(cluster, namespace, gateway, "get", "configmaps", name=other)
     # The gateway's caches: list and watch of the ReportJobs and the ConfigMaps (RBAC cannot
     # limit a list or a watch to the shards' label or names, so: every ConfigMap).
@@ -89,8 +90,9 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert not can_i(cluster, namespace, gateway, "delete", "configmaps", name=shard)
     assert not can_i(cluster, namespace, gateway, "delete", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, gateway, "update", "leases", "coordination.k8s.io")
-    assert can_i(cluster, namespace, operator, "update", "configmaps", name=shard)
-    assert not can_i(cluster, namespace, operator, "update", "configmaps", name=other)
+    for verb in ("update", "patch"):
+        assert can_i(cluster, namespace, operator, verb, "configmaps", name=shard)
+        assert not can_i(cluster, namespace, operator, verb, "configmaps", name=other)
     assert not can_i(cluster, namespace, operator, "delete", "configmaps", name=shard)
     # The finished Job stays; a Job still active when its ReportJob ended is patched to stop;
     # worker pods go by a collection delete; no pod is created or updated by the operator.

@@ -10,9 +10,8 @@ from typing import Any
 
 from kubernetes import client
 
-from reportjobs_gateway.manifests import build_window_shard
 from reportjobs_model.timestamps import format_unix
-from reportjobs_model.window import Claim, entry_key, shard_name
+from reportjobs_model.window import Claim, build_window_shard, entry_key, shard_name
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.jobs import wait_terminal
 from tests.e2e.support.kube import Cluster

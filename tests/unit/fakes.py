@@ -14,6 +14,7 @@ from typing import Any
 
 from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, Stale, StoreUnavailable
 from reportjobs_model.timestamps import format_rfc3339, format_unix
+from reportjobs_model.window import EPOCH_KEY, Patch
 from reportjobs_operator.job_pod_fields import has_exited
 from reportjobs_operator.manifests import WorkerTemplate
 from reportjobs_operator.ports import Conflict, Obj
@@ -29,6 +30,38 @@ WORKER = WorkerTemplate(
     uid=10001,
     backoff_limit=3,
 )
+
+
+class PatchRefused(Exception):
+    """A JSON patch that does not apply (a failed test, a missing path): the API server's 422."""
+
+
+def apply_json_patch(obj: Obj, patch: Patch, *, tests: bool = True) -> Obj:
+    """A JSON patch as the API server applies it (evanphx/json-patch): atomically, on a copy; a
+    `test` with a null value passes on a missing member, but not under a missing parent.
+    `tests=False` skips every test (what the protocol relies on, taken away)."""
+    result = copy.deepcopy(obj)
+    for op in patch:
+        *parents, last = op["path"].lstrip("/").split("/")
+        target: Any = result
+        for part in parents:
+            if not isinstance(target, dict) or part not in target:
+                raise PatchRefused(f"{op['op']} {op['path']}: missing parent")
+            target = target[part]
+        if not isinstance(target, dict):
+            raise PatchRefused(f"{op['op']} {op['path']}: not an object")
+        if op["op"] == "test":
+            if tests and target.get(last) != op["value"]:
+                raise PatchRefused(f"test {op['path']} failed")
+        elif op["op"] == "add":
+            target[last] = copy.deepcopy(op["value"])
+        elif op["op"] == "remove":
+            if last not in target:
+                raise PatchRefused(f"remove {op['path']}: missing")
+            del target[last]
+        else:
+            raise AssertionError(f"the fake does not apply {op['op']!r}")
+    return result
 
 
 def stamp(unix: float) -> str:
@@ -53,9 +86,10 @@ class FakeStore:
     """ReportJobs and window shards of one namespace, with a controllable server clock.
 
     Like the API server: the Date header has whole seconds; a write that carries a stale
-    resourceVersion fails; every call pauses before it takes effect and again before it answers
-    (`pause`, by default one yield to the event loop), so concurrent submissions interleave and
-    a test can move the clock in between, as admission webhooks or a slow etcd would.
+    resourceVersion fails, and so does a JSON patch whose test fails; every call pauses before
+    it takes effect and again before it answers (`pause`, by default one yield to the event
+    loop), so concurrent submissions interleave and a test can move the clock in between, as
+    admission webhooks or a slow etcd would.
     """
 
     def __init__(self, *, now: float, pause: Pause = _yield) -> None:
@@ -148,12 +182,30 @@ class FakeStore:
         version = body["metadata"].get("resourceVersion")
         return bool(version != current["metadata"]["resourceVersion"])
 
+    async def patch_window(self, name: str, patch: Patch, *, based_on: str) -> Obj:
+        await self.pause("patch_window")
+        self.calls.append(f"patch_window {name}")
+        current = self.windows.get(name)
+        if current is None:
+            raise Stale(name)
+        try:
+            patched = self._patched(current, patch)
+        except PatchRefused as refused:
+            raise Stale(name) from refused
+        written = self._store_window(patched)
+        return (await self._answer(written)).obj or {}
+
+    def _patched(self, current: Obj, patch: Patch) -> Obj:
+        return apply_json_patch(current, patch)
+
     def _store_window(self, body: Obj) -> Obj:
         shard = copy.deepcopy(body)
+        current = self.windows.get(shard["metadata"]["name"])
+        shard["metadata"]["uid"] = new_uid() if current is None else current["metadata"]["uid"]
         shard["metadata"]["resourceVersion"] = str(next(self._versions))
         before = (self.windows.get(shard["metadata"]["name"]) or {}).get("data") or {}
         for key, entry in (shard.get("data") or {}).items():
-            if before.get(key) != entry:
+            if key != EPOCH_KEY and before.get(key) != entry:
                 self.claims.append(json.loads(entry)["job"])
         self.windows[shard["metadata"]["name"]] = shard
         self.window_history.append(copy.deepcopy(shard))
@@ -168,6 +220,12 @@ class FakeStore:
     async def replace_window_shard(self, *, body: Obj) -> None:
         try:
             await self.replace_window(body)
+        except Stale as stale:
+            raise Conflict(str(stale)) from stale
+
+    async def patch_window_shard(self, *, name: str, patch: Patch) -> None:
+        try:
+            await self.patch_window(name, patch, based_on="")
         except Stale as stale:
             raise Conflict(str(stale)) from stale
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from reportjobs_gateway.caches import ClaimHistory, ShardTurns, trim_reportjob
+from reportjobs_gateway.caches import ClaimHistory, ShardCatchUp, trim_reportjob
 from reportjobs_gateway.changes import Changes
 from reportjobs_gateway.ports import ReportJob, Stale
 from reportjobs_gateway.servertime import DRIFT, MAX_AGE_SECONDS, ServerClock, ServerNow
 from reportjobs_gateway.submission import Path, Submitted, create_job, submit
-from reportjobs_model.window import claim_of, entry_key, shard_name
+from reportjobs_model.window import EPOCH_KEY, claim_of, entry_key, removal_write, shard_name
 from tests.unit.fakes import FakeStore
 
 W = 300
@@ -41,7 +41,7 @@ class Cache:
         self.windows: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, ReportJob] = {}
         self.changes = Changes()
-        self.turns = ShardTurns(self.window, catch_up_seconds=0.05)
+        self.catch_up = ShardCatchUp(self.window, catch_up_seconds=0.05)
 
     def show(self, store: FakeStore) -> None:
         """Catch up with the store (as a watch would, version by version for our shard)."""
@@ -49,7 +49,7 @@ class Cache:
             old = self.windows.get(name)
             self.history.changed(old, shard)
             self.windows[name] = copy.deepcopy(shard)
-            self.turns.changed(old, self.windows[name])
+            self.catch_up.changed(old, self.windows[name])
         before, self.jobs = self.jobs, copy.deepcopy(store.objects)
         for name, job in self.jobs.items():
             if before.get(name) != job:
@@ -73,11 +73,8 @@ class Cache:
     def claim_time_allowed(self, shard: str, key: str, accepted: int) -> bool:
         return self.history.claim_time_allowed(shard, key, accepted)
 
-    def writing(self, shard: str) -> asyncio.Lock:
-        return self.turns.writing(shard)
-
     async def moved_on(self, shard: str, *, from_version: str | None) -> bool:
-        return await self.turns.moved_on(shard, from_version=from_version)
+        return await self.catch_up.moved_on(shard, from_version=from_version)
 
 
 def _clock(local: Local, *, date: float, rtt: float = 0.0) -> ServerClock:
@@ -173,61 +170,93 @@ class WatchedStore(FakeStore):
             self.cache.show(self)
         return written
 
-    async def replace_window(self, body: dict[str, Any]) -> dict[str, Any]:
-        written = await super().replace_window(body)
+    async def patch_window(
+        self, name: str, patch: list[dict[str, Any]], *, based_on: str
+    ) -> dict[str, Any]:
+        written = await super().patch_window(name, patch, based_on=based_on)
         if self.cache is not None:
             self.cache.show(self)
         return written
 
 
-async def test_submissions_of_one_shard_take_turns_on_the_cached_path() -> None:
-    """Two objects of one shard at once: the second writes on the version the first wrote, so
-    neither loses; without the turns (a lock each), one of them loses a write."""
-    for turns, lost in ((True, 0), (False, 1)):
-        local, store = Local(), WatchedStore(now=T0)
-        cache = Cache(_clock(local, date=T0))
-        store.cache = cache
-        local.t += 3  # later than the cache's list, by a second the server surely reached
-        store.now += 3
-        if not turns:
-            cache.writing = lambda _shard: asyncio.Lock()  # type: ignore[method-assign]
-        store.calls.clear()
-        first, second = await asyncio.gather(
-            submit(
-                store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
-            ),
-            submit(store, object_id=NEIGHBOUR, timeout_seconds=60, window_seconds=W, cache=cache),
-        )
-        assert (first.created, second.created) == (True, True)
-        assert (first.path, second.path) == (Path.CACHED_SHARD, Path.CACHED_SHARD)
-        assert first.lost_writes + second.lost_writes == lost
-        assert [first.waited_turn, second.waited_turn] == ([False, True] if turns else [False] * 2)
-        assert second.delay == ("turn" if turns else "lost")
-        assert f"get_window {SHARD}" not in store.calls
-
-
-async def _behind_another_replica() -> tuple[FakeStore, Cache]:
-    """invoice-42's shard holds a neighbour's claim, which the cache shows, and another
-    replica's claim (invoice-1235), which it does not show yet; no call recorded."""
-    local, store = Local(), FakeStore(now=T0)
+async def _with_shard(store: FakeStore | None = None) -> tuple[Local, FakeStore, Cache]:
+    """invoice-42's shard exists (a claim of a third object), and the cache shows it."""
+    local, store = Local(), store or FakeStore(now=T0)
     cache = Cache(_clock(local, date=T0))
-    local.t += 3
+    local.t += 3  # later than the cache's list, by a second the server surely reached
     store.now += 3
-    await _submit(store, cache, NEIGHBOUR)
+    await _submit(store, cache, "invoice-1235")
     cache.show(store)
-    await _submit(store, None, "invoice-1235")
+    store.calls.clear()
+    return local, store, cache
+
+
+async def test_objects_of_one_shard_claim_at_once_on_one_cached_version() -> None:
+    """Two objects of one shard, each written on the same cached version: each patch tests only
+    its own object's entry and the epoch, so neither loses (a replace carrying the cached
+    resourceVersion, as before the patches, would have lost one)."""
+    _, store, cache = await _with_shard()
+    first, second = await asyncio.gather(
+        submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache),
+        submit(store, object_id=NEIGHBOUR, timeout_seconds=60, window_seconds=W, cache=cache),
+    )
+    assert (first.created, second.created) == (True, True)
+    assert (first.path, second.path) == (Path.CACHED_SHARD, Path.CACHED_SHARD)
+    assert (first.lost_writes, second.lost_writes, second.delay) == (0, 0, "none")
+    assert store.calls == [f"patch_window {SHARD}", f"patch_window {SHARD}"]
+    assert set(store.windows[SHARD]["data"]) == {
+        KEY,
+        entry_key(NEIGHBOUR),
+        entry_key("invoice-1235"),
+        EPOCH_KEY,
+    }
+
+
+async def test_one_object_submitted_twice_at_once_gets_one_job() -> None:
+    """Both submissions write on the same cached version: the second patch's test of the
+    object's entry fails, and once the cache shows the winner, its job is the answer."""
+    store = WatchedStore(now=T0)
+    _, _, cache = await _with_shard(store)
+    store.cache = cache
+    first, second = await asyncio.gather(
+        submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache),
+        submit(store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache),
+    )
+    assert sorted([first.created, second.created]) == [False, True]
+    assert first.job["metadata"]["name"] == second.job["metadata"]["name"]
+    loser = second if first.created else first
+    assert (loser.lost_writes, loser.delay) == (1, "lost")
+    assert f"get_window {SHARD}" not in store.calls
+
+
+async def _removed(store: FakeStore, key: str) -> None:
+    """The operator's sweep removes the claim under `key` from invoice-42's shard."""
+    patch = removal_write(store.windows[SHARD], keys=[key]).patch
+    assert patch is not None
+    await store.patch_window(SHARD, patch, based_on="")
+
+
+async def _pruned_behind_the_cache() -> tuple[FakeStore, Cache]:
+    """The operator's sweep removed a closed claim from invoice-42's shard (its epoch moved on),
+    which the cache does not show yet; no call recorded."""
+    local, store, cache = await _with_shard()
+    local.t += W + 1
+    store.now += W + 1
+    cache.clock.observe(date=store.now // 1, sent=local.t, received=local.t)
+    await _removed(store, entry_key("invoice-1235"))
+    assert set(store.windows[SHARD]["data"]) == {EPOCH_KEY}
     store.calls.clear()
     return store, cache
 
 
 async def test_a_lost_cached_write_is_tried_again_on_the_version_that_won() -> None:
-    """Another replica's claim landed after the cached version: the write loses, the watch
-    brings the winner, and the claim is written on it (no read of the shard)."""
-    store, cache = await _behind_another_replica()
+    """A removal landed after the cached version: the write loses (its epoch test), the watch
+    brings the new version, and the claim is written on it (no read of the shard)."""
+    store, cache = await _pruned_behind_the_cache()
 
     async def watch_brings_it(point: str) -> None:
         await asyncio.sleep(0)
-        if point == "replace_window":  # our write is on its way, and will lose
+        if point == "patch_window":  # our write is on its way, and will lose
             cache.show(store)
 
     store.pause = watch_brings_it
@@ -235,24 +264,20 @@ async def test_a_lost_cached_write_is_tried_again_on_the_version_that_won() -> N
         store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
     )
     assert (outcome.created, outcome.path, outcome.lost_writes) == (True, Path.CACHED_SHARD, 1)
-    assert store.calls == [f"replace_window {SHARD}", f"replace_window {SHARD}"]
-    assert set(store.windows[SHARD]["data"]) == {
-        KEY,
-        entry_key(NEIGHBOUR),
-        entry_key("invoice-1235"),
-    }
+    assert store.calls == [f"patch_window {SHARD}", f"patch_window {SHARD}"]
+    assert set(store.windows[SHARD]["data"]) == {KEY, EPOCH_KEY}
 
 
 async def test_a_lost_cached_write_whose_winner_does_not_arrive_goes_to_the_api() -> None:
-    store, cache = await _behind_another_replica()
+    store, cache = await _pruned_behind_the_cache()
     outcome = await submit(
         store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, cache=cache
     )
     assert (outcome.created, outcome.path, outcome.lost_writes) == (True, Path.API, 1)
     assert store.calls == [
-        f"replace_window {SHARD}",
+        f"patch_window {SHARD}",
         f"get_window {SHARD}",
-        f"replace_window {SHARD}",
+        f"patch_window {SHARD}",
     ]
 
 
@@ -315,29 +340,34 @@ async def test_a_stale_cached_shard_falls_back_to_the_api() -> None:
     assert store.calls[:2] == [f"create_window {SHARD}", f"get_window {SHARD}"]
 
 
-async def test_a_refused_replace_on_the_cached_version_goes_to_the_api() -> None:
+async def test_a_refused_patch_on_the_cached_version_goes_to_the_api() -> None:
     class Refusing(FakeStore):
         refusals = 1
 
-        async def replace_window(self, body: dict[str, Any]) -> dict[str, Any]:
+        async def patch_window(
+            self, name: str, patch: list[dict[str, Any]], *, based_on: str
+        ) -> dict[str, Any]:
             if self.refusals:
                 self.refusals -= 1
-                self.calls.append("replace_window refused")
+                self.calls.append("patch_window refused")
                 raise Stale("injected")
-            return await super().replace_window(body)
+            return await super().patch_window(name, patch, based_on=based_on)
 
     local, store = Local(), Refusing(now=T0)
     cache = Cache(_clock(local, date=T0))
-    store.windows[SHARD] = {"metadata": {"name": SHARD, "resourceVersion": "7"}, "data": {}}
+    store.windows[SHARD] = {
+        "metadata": {"name": SHARD, "uid": "uid-shard", "resourceVersion": "7"},
+        "data": {EPOCH_KEY: "3"},
+    }
     cache.show(store)
     local.t += 2  # past the moment the cache listed
     store.now += 2
     outcome = await _submit(store, cache)
     assert (outcome.created, outcome.path) == (True, Path.API)
     assert store.calls[:3] == [
-        "replace_window refused",
+        "patch_window refused",
         f"get_window {SHARD}",
-        f"replace_window {SHARD}",
+        f"patch_window {SHARD}",
     ]
 
 
@@ -354,9 +384,7 @@ async def test_a_claim_removed_just_now_is_not_trusted_to_be_a_window_old() -> N
     cache = Cache(clock)
     cache.show(store)
     store.now = T0 + 300.2
-    shard = copy.deepcopy(store.windows[SHARD])
-    shard["data"] = {}
-    await store.replace_window(shard)  # the sweep, at Date T0+300
+    await _removed(store, KEY)  # the sweep, at Date T0+300
     local.t += 0.3
     cache.show(store)  # the cache sees the claim go
     local.t += 0.5
@@ -378,9 +406,7 @@ async def test_a_claim_removed_just_now_is_not_trusted_to_be_a_window_old() -> N
     clock = _clock(local, date=T0 + 299, rtt=0.9)
     cache = Cache(clock, ForgetsRemovals(clock))
     store.now = T0 + 300.2
-    shard = copy.deepcopy(store.windows[SHARD])
-    shard["data"] = {}
-    await store.replace_window(shard)
+    await _removed(store, KEY)
     local.t += 0.8
     cache.show(store)
     store.now = T0 + 300.7

@@ -18,12 +18,15 @@ from reportjobs_model.timestamps import (
     unix_of_http_date,
 )
 from reportjobs_model.window import (
+    EPOCH_KEY,
     SHARD_COUNT,
     Claim,
     claim_of,
+    claim_write,
     entry_key,
     open_claim,
-    pruned,
+    prunable,
+    removal_write,
     shard_name,
 )
 from tests.unit.fakes import reportjob, stamp
@@ -107,18 +110,73 @@ def test_unreadable_entries_are_no_claim(entry: str) -> None:
 def test_open_claim_and_pruning() -> None:
     old = Claim.new(object_id="a", now=100, window_seconds=10, timeout_seconds=1)
     new = Claim.new(object_id="b", now=105, window_seconds=10, timeout_seconds=1)
-    data = {"a": old.to_entry(), "b": new.to_entry(), "junk": "?"}
+    data = {"a": old.to_entry(), "b": new.to_entry(), "junk": "?", EPOCH_KEY: "3"}
     assert open_claim(data, key="a", now=109) == old
     assert open_claim(data, key="a", now=110) is None
     assert open_claim(data, key="missing", now=100) is None
     assert open_claim(data, key="junk", now=100) is None
-    # A closed claim stays until its job is known to exist (its 201 may precede the job).
-    assert pruned(data, now=110) == {"a": old.to_entry(), "b": new.to_entry()}
+    assert open_claim(data, key=EPOCH_KEY, now=100) is None
+    # A closed claim stays until its job is known to exist (its 201 may precede the job); the
+    # epoch always stays, unreadable entries go.
+    assert prunable(data, now=110) == ["junk"]
     exists = {old.job_name, new.job_name}.__contains__
-    assert pruned(data, now=110, exists=exists) == {"b": new.to_entry()}
-    assert pruned(data, now=115, exists=exists) == {}
+    assert prunable(data, now=110, exists=exists) == ["a", "junk"]
+    assert prunable(data, now=115, exists=exists) == ["a", "b", "junk"]
     legacy = Claim(job_name=old.job_name, accepted_at=100, window_seconds=10, timeout_seconds=1)
-    assert pruned({"a": legacy.to_entry()}, now=110) == {}  # named no object: its job exists
+    assert prunable({"a": legacy.to_entry()}, now=110) == ["a"]  # named no object: job exists
+
+
+def test_the_epoch_is_never_an_object_key() -> None:
+    assert set(EPOCH_KEY) - set("0123456789abcdef")
+    assert len(entry_key("x")) != len(EPOCH_KEY)
+
+
+def _shard(data: dict[str, str]) -> dict[str, object]:
+    return {"metadata": {"name": "s", "uid": "u-1", "resourceVersion": "9"}, "data": data}
+
+
+def test_a_claim_patch_tests_the_shard_its_epoch_and_its_own_entry_only() -> None:
+    entry = '{"job":"rj-new"}'
+    write = claim_write(_shard({"k": "old", "other": "o", EPOCH_KEY: "2"}), key="k", entry=entry)
+    assert write.replacement is None
+    assert write.patch == [
+        {"op": "test", "path": "/metadata/uid", "value": "u-1"},
+        {"op": "test", "path": "/data/epoch", "value": "2"},
+        {"op": "test", "path": "/data/k", "value": "old"},
+        {"op": "add", "path": "/data/k", "value": entry},
+    ]
+    # Nothing read under the key: tested absent (a null test value).
+    new = claim_write(_shard({"other": "o", EPOCH_KEY: ""}), key="k", entry=entry)
+    assert new.patch is not None
+    assert new.patch[1:3] == [
+        {"op": "test", "path": "/data/epoch", "value": ""},
+        {"op": "test", "path": "/data/k", "value": None},
+    ]
+
+
+def test_without_an_epoch_a_write_replaces_the_version_read_and_sets_one() -> None:
+    """A shard of a writer of before the patches: nothing tells a patch that no claim was
+    removed since the read, so the write is a replace, and the read's version is the epoch."""
+    write = claim_write(_shard({"other": "o"}), key="k", entry="e")
+    assert write.patch is None
+    assert write.replacement is not None
+    assert write.replacement["metadata"]["resourceVersion"] == "9"
+    assert write.replacement["data"] == {"other": "o", "k": "e", EPOCH_KEY: "9"}
+    assert write.replacement["metadata"]["labels"]  # what the informers select by
+    pruned = removal_write(_shard({"a": "A", "b": "B"}), keys=["a"])
+    assert pruned.replacement is not None
+    assert pruned.replacement["data"] == {"b": "B", EPOCH_KEY: "9"}
+
+
+def test_a_removal_patch_gives_a_new_epoch_and_tests_what_it_removes() -> None:
+    write = removal_write(_shard({"a": "A", "b": "B", EPOCH_KEY: "4"}), keys=["a"])
+    assert write.patch == [
+        {"op": "test", "path": "/metadata/uid", "value": "u-1"},
+        {"op": "test", "path": "/data/epoch", "value": "4"},
+        {"op": "add", "path": "/data/epoch", "value": "9"},
+        {"op": "test", "path": "/data/a", "value": "A"},
+        {"op": "remove", "path": "/data/a"},
+    ]
 
 
 def test_reportjob_window() -> None:

@@ -8,7 +8,7 @@ from reportjobs_gateway.ports import Stale
 from reportjobs_gateway.submission import SubmissionGaveUp, Submitted, create_job, submit
 from reportjobs_model.naming import job_name, object_hash
 from reportjobs_model.shards import bucket_of
-from reportjobs_model.window import claim_of, entry_key, shard_name
+from reportjobs_model.window import EPOCH_KEY, FIRST_EPOCH, claim_of, entry_key, shard_name
 from tests.unit.fakes import FakeStore
 
 W = 300
@@ -53,7 +53,8 @@ async def test_a_new_object_is_answered_after_two_requests_and_created_after() -
     assert f"reportjobs-windows-{object_hash('invoice-42')[:2]}" == SHARD
     assert shard["data"] == {
         KEY: '{{"job":"{}","acceptedAt":"2023-11-14T22:13:20Z","windowSeconds":300,'
-        '"timeoutSeconds":60,"objectId":"invoice-42"}}'.format(job["metadata"]["name"])
+        '"timeoutSeconds":60,"objectId":"invoice-42"}}'.format(job["metadata"]["name"]),
+        EPOCH_KEY: FIRST_EPOCH,  # created with its first epoch
     }
     assert shard["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "reportjobs-gateway",
@@ -85,7 +86,7 @@ async def test_the_window_slides_from_the_accepted_time() -> None:
     assert store.calls[-4:] == [
         f"get_window {SHARD}",
         f"get {first.job['metadata']['name']}",  # the closed claim's job exists: replace it
-        f"replace_window {SHARD}",
+        f"patch_window {SHARD}",
         f"create {third.job['metadata']['name']}",
     ]
 
@@ -132,7 +133,7 @@ async def test_a_claim_whose_job_was_never_created_is_completed_by_the_next_subm
     assert again.job["spec"]["acceptedAt"] == "2023-11-14T22:13:20Z"
 
 
-async def test_losers_of_a_replace_are_answered_with_the_winners_job() -> None:
+async def test_losers_of_a_claim_write_are_answered_with_the_winners_job() -> None:
     store = FakeStore(now=T0)
     first = await _submit(store)
     store.now += W
@@ -140,14 +141,13 @@ async def test_losers_of_a_replace_are_answered_with_the_winners_job() -> None:
     assert [o.created for o in outcomes].count(True) == 1
     assert len({o.job["metadata"]["name"] for o in outcomes}) == 1
     assert outcomes[0].job["metadata"]["name"] != first.job["metadata"]["name"]
-    assert store.calls.count(f"replace_window {SHARD}") == 10  # one won, nine were stale
+    assert store.calls.count(f"patch_window {SHARD}") == 10  # one won, nine tested stale
     assert len(store.objects) == 2
 
 
-async def test_without_a_cache_closed_claims_of_other_objects_stay_for_the_sweep() -> None:
-    """Without the cache a gateway cannot tell that another object's job exists; a closed
-    claim is pruned only then (test_cached_submission.py prunes with the cache; the operator's
-    sweep prunes the rest)."""
+async def test_a_claim_leaves_the_closed_claims_of_other_objects_to_the_sweep() -> None:
+    """A claim writes its own object's entry only (a removal would move the shard's epoch on,
+    and make the concurrent claims of other objects lose): the operator's sweep prunes."""
     store = FakeStore(now=T0)
     others = [f"other-{i}" for i in range(400)]
     same_shard = [o for o in others if shard_name(o) == SHARD][:2]
@@ -156,7 +156,7 @@ async def test_without_a_cache_closed_claims_of_other_objects_stay_for_the_sweep
     store.now += W
     await _submit(store)
     data = store.windows[SHARD]["data"]
-    assert set(data) == {KEY, entry_key(same_shard[0])}
+    assert set(data) == {KEY, entry_key(same_shard[0]), EPOCH_KEY}
 
 
 async def test_an_unreadable_claim_counts_as_absent() -> None:
@@ -191,8 +191,10 @@ async def test_concurrent_submissions_of_many_objects() -> None:
 
 async def test_gives_up_after_bounded_rounds() -> None:
     class AlwaysLosing(FakeStore):
-        async def replace_window(self, body: dict[str, object]) -> None:
-            self.calls.append("replace_window")
+        async def patch_window(
+            self, name: str, patch: list[dict[str, object]], *, based_on: str
+        ) -> dict[str, object]:
+            self.calls.append("patch_window")
             raise Stale("lost")
 
     store = AlwaysLosing(now=T0)
@@ -202,4 +204,4 @@ async def test_gives_up_after_bounded_rounds() -> None:
         await submit(
             store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, max_rounds=3
         )
-    assert store.calls.count("replace_window") == 3
+    assert store.calls.count("patch_window") == 3

@@ -4,10 +4,18 @@ ReportJobs released to retention once their claim is gone."""
 import json
 from pathlib import Path
 
-from reportjobs_gateway.manifests import build_window_shard
 from reportjobs_model.reportjob import build_reportjob
-from reportjobs_model.window import SHARD_COUNT, SHARD_PREFIX, Claim, claim_of
-from reportjobs_operator.windows import WindowSweep, pruned_shard
+from reportjobs_model.window import (
+    EPOCH_KEY,
+    FIRST_EPOCH,
+    SHARD_COUNT,
+    SHARD_PREFIX,
+    Claim,
+    build_window_shard,
+    claim_of,
+    claim_write,
+)
+from reportjobs_operator.windows import WindowSweep, pruning_write
 from tests.unit.fakes import FakeStore
 
 T0 = 1_700_000_000
@@ -22,8 +30,19 @@ def _entry(object_id: str, accepted: int, window: int = 10) -> str:
     return _claim(object_id, accepted, window).to_entry()
 
 
-async def _shard(store: FakeStore, name: str, data: dict[str, str]) -> None:
-    await store.create_window(build_window_shard(name=name, data=data, resource_version=None))
+async def _shard(
+    store: FakeStore, name: str, data: dict[str, str], *, epoch: str | None = FIRST_EPOCH
+) -> None:
+    """A shard as the gateway creates it (with its first epoch; None: as before the epochs)."""
+    with_epoch = data if epoch is None else {**data, EPOCH_KEY: epoch}
+    await store.create_window(build_window_shard(name=name, data=with_epoch))
+
+
+def _claims(store: FakeStore, name: str) -> dict[str, str]:
+    """The shard's claims, after checking that its epoch moved on from the first."""
+    data = dict(store.windows[name]["data"])
+    assert data.pop(EPOCH_KEY) not in (None, FIRST_EPOCH)
+    return data
 
 
 async def _job(store: FakeStore, object_id: str, accepted: int) -> str:
@@ -48,12 +67,15 @@ async def test_closed_claims_are_pruned_once_their_job_exists() -> None:
     swept = await _sweep(store).run()
 
     assert (swept.pruned, swept.completed) == (2, 0)
-    assert set(store.windows["reportjobs-windows-00"]["data"]) == {"b"}
-    assert store.windows["reportjobs-windows-01"]["data"] == {}
-    assert set(store.windows["reportjobs-windows-02"]["data"]) == {"d"}
+    assert _claims(store, "reportjobs-windows-00") == {"b": _entry("b", T0 + 5)}
+    assert _claims(store, "reportjobs-windows-01") == {}
+    assert store.windows["reportjobs-windows-02"]["data"] == {
+        "d": _entry("d", T0 + 9),
+        EPOCH_KEY: FIRST_EPOCH,  # nothing removed
+    }
     assert sorted(store.calls) == [
-        "replace_window reportjobs-windows-00",
-        "replace_window reportjobs-windows-01",
+        "patch_window reportjobs-windows-00",
+        "patch_window reportjobs-windows-01",
     ]
 
 
@@ -78,7 +100,7 @@ async def test_a_claim_left_without_its_job_is_completed_then_pruned() -> None:
     assert store.objects[claim.job_name]["spec"]["objectId"] == "a"
 
     assert (await sweep.run()).pruned == 1  # now that it exists, the closed claim goes
-    assert store.windows["reportjobs-windows-00"]["data"] == {}
+    assert _claims(store, "reportjobs-windows-00") == {}
 
 
 async def test_a_job_created_meanwhile_is_not_created_again() -> None:
@@ -105,7 +127,7 @@ async def test_claims_that_name_no_object_are_pruned_when_closed_and_never_compl
     sweep = _sweep(store)
     await sweep.run()
     await sweep.run()
-    assert set(store.windows["reportjobs-windows-00"]["data"]) == {"b"}
+    assert set(_claims(store, "reportjobs-windows-00")) == {"b"}
     assert list(store.objects) == [_claim("b", T0 + 5).job_name]
 
 
@@ -124,18 +146,57 @@ async def test_released_are_the_indexed_jobs_whose_claim_the_list_did_not_show()
     assert not sweep.released(late)  # its claim may have been written after the list was read
 
 
-async def test_a_shard_written_since_the_list_is_left_to_its_writer() -> None:
+def _patch(shard: dict[str, object], *, key: str, entry: str) -> list[dict[str, object]]:
+    patch = claim_write(shard, key=key, entry=entry).patch
+    assert patch is not None
+    return patch
+
+
+async def _listed_with_a_closed_claim() -> tuple[FakeStore, list[dict[str, object]]]:
+    """Object a's closed claim (its job exists) in a shard, as the sweep's list shows it."""
     store = FakeStore(now=T0 + 20)
     await _job(store, "a", T0)
     await _shard(store, "reportjobs-windows-00", {"a": _entry("a", T0)})
     listed, now = await store.list_window_shards()
-    replacement = pruned_shard(listed[0], now=now, exists=lambda _: True)
-    assert replacement is not None
+    assert pruning_write(listed[0], now=now, exists=lambda _: True) is not None
+    return store, listed
+
+
+async def test_a_claim_of_another_object_since_the_list_does_not_stop_the_pruning() -> None:
+    store, listed = await _listed_with_a_closed_claim()
     current = store.windows["reportjobs-windows-00"]
-    await store.replace_window({**current, "data": {"x": _entry("x", T0 + 19)}})
+    await store.patch_window(
+        "reportjobs-windows-00",
+        _patch(current, key="x", entry=_entry("x", T0 + 19)),
+        based_on="",
+    )
+    swept = await WindowSweep(api=_Stale(store, listed), indexed=lambda: set(store.objects)).run()
+    assert swept.pruned == 1
+    assert set(_claims(store, "reportjobs-windows-00")) == {"x"}
+
+
+async def test_a_new_claim_of_the_object_since_the_list_is_left_alone() -> None:
+    """Object a claimed again after the list: the sweep's test of a's entry fails."""
+    store, listed = await _listed_with_a_closed_claim()
+    current = store.windows["reportjobs-windows-00"]
+    again = _entry("a", T0 + 19)
+    await store.patch_window(
+        "reportjobs-windows-00", _patch(current, key="a", entry=again), based_on=""
+    )
     swept = await WindowSweep(api=_Stale(store, listed), indexed=lambda: set(store.objects)).run()
     assert swept.pruned == 0
-    assert set(store.windows["reportjobs-windows-00"]["data"]) == {"x"}
+    assert store.windows["reportjobs-windows-00"]["data"] == {"a": again, EPOCH_KEY: FIRST_EPOCH}
+
+
+async def test_a_shard_without_an_epoch_is_pruned_by_a_replace_that_sets_one() -> None:
+    """A shard as a gateway of before the epochs left it."""
+    store = FakeStore(now=T0 + 20)
+    await _job(store, "a", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": _entry("a", T0)}, epoch=None)
+    store.calls.clear()
+    assert (await _sweep(store).run()).pruned == 1
+    assert store.calls == ["replace_window reportjobs-windows-00"]
+    assert _claims(store, "reportjobs-windows-00") == {}
 
 
 class _Stale:
@@ -147,8 +208,8 @@ class _Stale:
     async def list_window_shards(self) -> tuple[list[dict[str, object]], float]:
         return self.listed, self.store.now
 
-    async def replace_window_shard(self, *, body: dict[str, object]) -> None:
-        await self.store.replace_window_shard(body=body)
+    async def patch_window_shard(self, *, name: str, patch: list[dict[str, object]]) -> None:
+        await self.store.patch_window_shard(name=name, patch=patch)
 
     async def create_reportjob(self, *, body: dict[str, object]) -> dict[str, object]:
         return await self.store.create_reportjob(body=body)
