@@ -48,7 +48,7 @@ from reportjobs_kube.config import from_kubeconfig  # noqa: E402
 from reportjobs_model import labels  # noqa: E402
 from reportjobs_model.naming import object_hash  # noqa: E402
 from reportjobs_model.reportjob import build_reportjob  # noqa: E402
-from reportjobs_model.window import Claim  # noqa: E402
+from reportjobs_model.window import Claim, removal_write  # noqa: E402
 
 KUBECTL = "/var/cache/reportjobs/k8s-v1.20.2/bin/kubectl"
 
@@ -307,6 +307,7 @@ async def main_async(args: argparse.Namespace) -> None:
             - metric(was, "reportjobs_api_requests_total", verb=v, resource=r)
             for v, r in (
                 ("get", "configmaps"),
+                ("patch", "configmaps"),
                 ("update", "configmaps"),
                 ("create", "configmaps"),
                 ("get", "reportjobs"),
@@ -318,7 +319,7 @@ async def main_async(args: argparse.Namespace) -> None:
             was, "reportjobs_gateway_lost_claim_writes_total"
         )
         delays = []
-        for delay in ("none", "turn", "lost"):
+        for delay in ("none", "lost"):
             counts = [
                 metric(text, f"reportjobs_gateway_claim_seconds_{part}", **labels)
                 - metric(was, f"reportjobs_gateway_claim_seconds_{part}", **labels)
@@ -454,10 +455,11 @@ def _wait_for_pods_gone(
 
 
 async def _forget_claims(args: argparse.Namespace, hashes: set[str]) -> None:
-    """Remove the bench's claims from the window shards (a replace with resourceVersion)."""
+    """Remove the bench's claims from the window shards, as the operator's sweep removes claims
+    (`removal_write`: a JSON patch that tests what it removes and gives the shard a new epoch)."""
     connection = from_kubeconfig(Path(args.kubeconfig))
     auth = connection.credentials.authorization()
-    headers = {"content-type": "application/json", **({"Authorization": auth} if auth else {})}
+    headers = {"Authorization": auth} if auth else {}
     url = connection.server + paths.configmaps(args.namespace)
     selector = "app.kubernetes.io/component=dedup-windows"
     removed = 0
@@ -469,20 +471,27 @@ async def _forget_claims(args: argparse.Namespace, hashes: set[str]) -> None:
                 shards = (await answer.json())["items"]
             conflicts = 0
             for shard in shards:
-                data = shard.get("data") or {}
-                kept = {key: entry for key, entry in data.items() if key not in hashes}
-                if kept == data:
+                mine = [key for key in shard.get("data") or {} if key in hashes]
+                if not mine:
                     continue
-                body = json.dumps({**shard, "data": kept}).encode()
+                write = removal_write(shard, keys=mine)
                 name = shard["metadata"]["name"]
-                async with session.put(
-                    f"{url}/{name}", data=body, headers=headers, ssl=connection.ssl
+                if write.patch is not None:
+                    method, body, kind = "PATCH", write.patch, "application/json-patch+json"
+                else:
+                    method, body, kind = "PUT", write.replacement, "application/json"
+                async with session.request(
+                    method,
+                    f"{url}/{name}",
+                    data=json.dumps(body).encode(),
+                    headers={**headers, "content-type": kind},
+                    ssl=connection.ssl,
                 ) as answer:
-                    if answer.status == 409:
+                    if answer.status in (409, 422):  # written meanwhile: list again
                         conflicts += 1
                         continue
                     answer.raise_for_status()
-                removed += len(data) - len(kept)
+                removed += len(mine)
             if not conflicts:
                 break
     print(f"cleaning up: removed the bench's {removed} claims from the window shards")
