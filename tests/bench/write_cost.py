@@ -7,7 +7,10 @@ writes: no Job, no pod, no Event, no status):
 - create: N ReportJob creates (bodies as the gateway builds them);
 - replace: N replaces of ConfigMaps shaped like window shards (256 of them, 7 claims each: one
   claim replaced by a new one per write), each carrying the resourceVersion it read, one at a
-  time per ConfigMap (so none conflicts).
+  time per ConfigMap (so none conflicts): the claim write before the JSON patches;
+- patch: N claim writes as the gateway makes them now (`window.claim_write`: a JSON patch that
+  tests the shard's uid, its epoch and the entry it replaces), on the same ConfigMaps, one at a
+  time per ConfigMap too (so each costs exactly one request).
 It prints each phase's rate, p50, p99 and the CPU per request of the API server, etcd and the
 rest, then deletes its namespace. It prints numbers and never fails on speed.
 
@@ -36,7 +39,13 @@ from gateway_vs_raw import Phase, combined, drive, kubectl, measured, show  # no
 from reportjobs_kube import paths  # noqa: E402
 from reportjobs_kube.config import from_kubeconfig  # noqa: E402
 from reportjobs_model.reportjob import build_reportjob  # noqa: E402
-from reportjobs_model.window import Claim, entry_key  # noqa: E402
+from reportjobs_model.window import (  # noqa: E402
+    EPOCH_KEY,
+    FIRST_EPOCH,
+    Claim,
+    claim_write,
+    entry_key,
+)
 
 SHARDS = 256
 CLAIMS_PER_SHARD = 7
@@ -46,7 +55,33 @@ def claim(object_id: str, now: int) -> Claim:
     return Claim.new(object_id=object_id, now=now, window_seconds=300, timeout_seconds=60)
 
 
-async def replaces(
+def replace_request(
+    shard: dict[str, Any], object_id: str, now: int
+) -> tuple[str, str, Any, dict[str, Any]]:
+    """The claim before the patches: a replace of the version read, its oldest claim dropped
+    and a new one added. Returns the method, content type, body and the shard to keep."""
+    data = dict(shard["data"])
+    data.pop(next(key for key in data if key != EPOCH_KEY))
+    data[entry_key(object_id)] = claim(object_id, now).to_entry()
+    return "PUT", "application/json", {**shard, "data": data}, {}
+
+
+def patch_request(
+    shard: dict[str, Any], object_id: str, now: int
+) -> tuple[str, str, Any, dict[str, Any]]:
+    """The claim now (`claim_write`), on the shard's oldest claim, which it replaces (so the
+    shards keep their size); the returned hint moves that key last for the next write."""
+    key = next(key for key in shard["data"] if key != EPOCH_KEY)
+    write = claim_write(shard, key=key, entry=claim(object_id, now).to_entry())
+    assert write.patch is not None
+    return "PATCH", "application/json-patch+json", write.patch, {"last": key}
+
+
+SHARD_WRITES = {"replace": replace_request, "patch": patch_request}
+
+
+async def shard_writes(
+    kind: str,
     shards: dict[str, dict[str, Any]],
     count: int,
     *,
@@ -57,7 +92,8 @@ async def replaces(
     ssl: Any,
     tag: str,
 ) -> Phase:
-    """`count` replaces, round robin over the shards, each on the version the previous returned."""
+    """`count` claim writes of one kind, round robin over the shards, one at a time per shard,
+    each on the version the previous returned (so none conflicts)."""
     names, queue = list(shards), list(range(count))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -69,24 +105,27 @@ async def replaces(
             i = queue.pop()
             name = names[i % len(names)]
             async with turns[name]:
-                shard = shards[name]
-                data = dict(shard["data"])
-                data.pop(next(iter(data)))
-                data[entry_key(f"{tag}-{i}")] = claim(f"{tag}-{i}", now).to_entry()
-                body = {**shard, "data": data}
+                method, kind_, body, hint = SHARD_WRITES[kind](shards[name], f"{tag}-{i}", now)
                 started = time.perf_counter()
-                async with session.put(
-                    f"{url}/{name}", json=body, headers=headers, ssl=ssl
+                async with session.request(
+                    method,
+                    f"{url}/{name}",
+                    data=json.dumps(body),
+                    headers={**headers, "content-type": kind_},
+                    ssl=ssl,
                 ) as answer:
                     written = await answer.json()
                     if answer.status != 200:
-                        raise RuntimeError(f"replace of {name}: {answer.status} {written}")
+                        raise RuntimeError(f"{kind} of {name}: {answer.status} {written}")
                 latencies.append(time.perf_counter() - started)
                 statuses[answer.status] = statuses.get(answer.status, 0) + 1
-                shards[name] = written
+                data = dict(written["data"])
+                if "last" in hint:
+                    data[hint["last"]] = data.pop(hint["last"])
+                shards[name] = {**written, "data": data}
 
     return await measured(
-        "shard replaces", worker, concurrency=concurrency, latencies=latencies, statuses=statuses
+        f"shard {kind}s", worker, concurrency=concurrency, latencies=latencies, statuses=statuses
     )
 
 
@@ -106,14 +145,17 @@ async def main_async(args: argparse.Namespace, namespace: str) -> None:
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {"name": f"shard-{i:02x}"},
-                "data": {entry_key(o): claim(o, now).to_entry() for o in ids},
+                "data": {
+                    **{entry_key(o): claim(o, now).to_entry() for o in ids},
+                    EPOCH_KEY: FIRST_EPOCH,
+                },
             }
             async with s.post(url, json=body, headers=headers, ssl=connection.ssl) as answer:
                 created = await answer.json()
                 if answer.status != 201:
                     raise RuntimeError(f"create of a shard: {answer.status} {created}")
                 shards[body["metadata"]["name"]] = created
-        results: dict[str, list[Phase]] = {"create": [], "replace": []}
+        results: dict[str, list[Phase]] = {"create": [], "replace": [], "patch": []}
         for round_ in range(args.rounds):
             creates = []
             for i in range(args.count):
@@ -136,18 +178,20 @@ async def main_async(args: argparse.Namespace, namespace: str) -> None:
             )
             results["create"].append(phase)
             show(phase)
-            phase = await replaces(
-                shards,
-                args.count,
-                url=url,
-                session=s,
-                concurrency=args.concurrency,
-                headers=headers,
-                ssl=connection.ssl,
-                tag=f"r-{run}-{round_}",
-            )
-            results["replace"].append(phase)
-            show(phase)
+            for kind in SHARD_WRITES:
+                phase = await shard_writes(
+                    kind,
+                    shards,
+                    args.count,
+                    url=url,
+                    session=s,
+                    concurrency=args.concurrency,
+                    headers=headers,
+                    ssl=connection.ssl,
+                    tag=f"{kind}-{run}-{round_}",
+                )
+                results[kind].append(phase)
+                show(phase)
     print(f"\nall rounds, concurrency {args.concurrency}:")
     for kind, phases in results.items():
         show(combined(kind, phases))
