@@ -4,14 +4,13 @@ An object's window shard holds its open claim, if any. A submission reads the sh
 object's claim is open at the server time of that read, the answer is its job. Otherwise it
 claims the window by a JSON patch of the shard that tests what it read of it (its epoch and the
 object's entry: `window.claim_write`; a replace carrying the resourceVersion read when the shard
-has no epoch yet), or by creating the shard, which is never deleted; the
-API server lets exactly one such write of an object win, and writes of other objects of the
-shard do not get in its way. The winner
-is answered 201 at once: the written claim is the accepted job. Its ReportJob is created right
-after (`Submitted.to_create`, by the caller, in the background); anyone who finds the claim
-without its job creates the same job (`_job_of`, `claimed_job`), and so does the operator's
-sweep, so a crash in between loses nothing. Nothing here depends on how long a request takes
-between being stamped, admitted and committed.
+has no epoch yet), or by creating the shard, which is never deleted; the API server lets exactly
+one such write of an object win, and writes of other objects of the shard do not get in its way.
+The winner is answered 201 at once: the written claim is the accepted job. Its ReportJob is
+created right after (`Submitted.to_create`, by the caller, in the background); anyone who finds
+the claim without its job creates the same job (`_job_of`, `claimed_job`), and so does the
+operator's sweep, so a crash in between loses nothing. Nothing here depends on how long a
+request takes between being stamped, admitted and committed.
 
 With a `cache` (caches.py), two fast paths come first, each falling back to the API path:
 a claim open at the latest the server's time can be now is the object's claim, so its cached

@@ -14,11 +14,10 @@ etcd, not from a cache), then:
   the next sweep tries again;
 - a ReportJob that was in the index before the list was sent and that no listed claim names is
   *released*: its claim is gone for good (a claim is written before its ReportJob exists, and a
-  removed claim never comes back, since every write carries the resourceVersion it read), so
-  retention may delete it. Retention waits for that, because a claim without its ReportJob is
-  completed: deleting the job of a claim still present would run it again. (A removed claim
-  never comes back: every write tests the epoch it read or carries the resourceVersion, and a
-  removal changes the epoch.)
+  removed claim never comes back, since every write carries the resourceVersion it read or
+  tests the epoch it read, and every removal changes the epoch), so retention may delete it.
+  Retention waits for that, because a claim without its ReportJob is completed: deleting the
+  job of a claim still present would run it again.
 """
 
 import logging
