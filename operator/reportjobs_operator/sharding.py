@@ -150,8 +150,7 @@ class ShardOwner:
             members=self.members,
             orphaned_after=self._terms.duration_seconds,
         )
-        for shard in sorted(decided.release):
-            await self._let_go(shard)
+        await asyncio.gather(*(self._let_go(shard) for shard in sorted(decided.release)))
         writes = [self._hold(shard) for shard in (*sorted(decided.renew), *decided.take)]
         await asyncio.gather(*writes)
         await self._collect_garbage(members)
@@ -232,9 +231,9 @@ class ShardOwner:
                     await self._api.delete_lease(name=metadata["name"], uid=metadata["uid"])
 
     async def release_all(self) -> None:
-        """Stop every shard and release its Lease; delete the member Lease."""
-        for shard in list(self._held):
-            await self._let_go(shard)
+        """Stop every shard and release its Lease (all at once, so that a rolling update hands
+        each over in one round); delete the member Lease."""
+        await asyncio.gather(*(self._let_go(shard) for shard in list(self._held)))
         member = self._bodies.get(self._leases.member_lease(self._terms.identity))
         if member is not None:
             with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ POD_GONE_SECONDS = 10
 
 
 def test_cancel_a_running_and_a_pending_job(
-    deploy_release: DeployRelease, cluster: Cluster
+    quiet_cluster: None, deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
     release = deploy_release(job={"sleepMinSeconds": 30, "sleepMaxSeconds": 40})
     gateway, namespace = release.gateway, release.namespace

@@ -348,7 +348,7 @@ def _rolled_out(cluster: Cluster, namespace: str, name: str) -> bool:
 
 
 def test_a_rolling_update_under_load_stalls_no_job_longer_than_a_lease(
-    deploy_release: DeployRelease, cluster: Cluster
+    quiet_cluster: None, deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
     release = deploy_release(
         operator={"replicas": 2, "leaseDurationSeconds": LEASE_SECONDS},

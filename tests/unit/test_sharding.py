@@ -1,6 +1,7 @@
 """Shards: the bucket label, the fair share, and Lease ownership with fencing (sharding.py)
 against a fake Lease API and one fake monotonic clock shared by every replica."""
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime
 
@@ -117,8 +118,8 @@ class Cluster:
         self.history: list[tuple[float, dict[int, set[str]]]] = []
         self.terms = LeaseTerms(identity="-", duration_seconds=DURATION)
 
-    def join(self, identity: str) -> ShardOwner:
-        work = Work()
+    def join(self, identity: str, work: Work | None = None) -> ShardOwner:
+        work = work or Work()
         owner = ShardOwner(
             api=self.api,
             leases=ShardLeases(namespace="ns", prefix="op", shards=K),
@@ -257,3 +258,33 @@ def test_an_expired_shard_is_taken_over_the_share() -> None:
     decided = plan(identity="a", shards=shards, members=["a", "b"], orphaned_after=DURATION)
     assert set(decided.take) == {13, 14, 15}
     assert len(decided.renew) == 8
+
+
+class SlowStops(Work):
+    """A stop waits until every shard of the replica is being stopped: a replica that stops
+    its shards one after another never finishes."""
+
+    def __init__(self, *, shards: int) -> None:
+        super().__init__()
+        self.stopping: set[int] = set()
+        self.all_stopping = asyncio.Event()
+        self.shards = shards
+
+    async def stop(self, shard: int) -> None:
+        self.stopping.add(shard)
+        if len(self.stopping) == self.shards:
+            self.all_stopping.set()
+        await self.all_stopping.wait()
+        await super().stop(shard)
+
+
+async def test_a_stopping_replica_stops_and_releases_its_shards_all_at_once() -> None:
+    """A shard's stop waits for its work (up to a grace period); one after another, the last
+    shard of a rolling update would wait for all the others'."""
+    cluster, slow = Cluster(), SlowStops(shards=K)
+    owner = cluster.join("a", slow)
+    await cluster.run(10)
+    assert owner.held == list(range(K))
+    await asyncio.wait_for(owner.release_all(), timeout=5)
+    assert slow.stopping == set(range(K))
+    assert owner.held == []
