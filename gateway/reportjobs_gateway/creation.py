@@ -1,10 +1,12 @@
 """The ReportJobs of won claims, created right after their 201 (in the background).
 
 A submission that wins its claim is answered at once: the claim in its shard is the accepted
-job. Its ReportJob is created here, retried while the API server is unavailable. If this
-process dies first, or every attempt fails, nothing is lost: whoever finds the claim without its
-job creates the same job (a submission of the object, a GET of the job), and the operator's
-sweep creates it too (docs/design.md, "Submission").
+job. Its ReportJob is created here, retried while the API server is unavailable. Any other
+error is not retried (another attempt would most likely meet it again): it is logged with its
+cause and counted as "failed". If this process dies first, or every attempt fails, or one fails
+otherwise, nothing is lost: whoever finds the claim without its job creates the same job (a
+submission of the object, a GET of the job), and the operator's sweep creates it too
+(docs/design.md, "Submission").
 """
 
 import asyncio
@@ -23,11 +25,12 @@ IN_FLIGHT = Gauge(
 )
 CREATES = Counter(
     "reportjobs_gateway_background_creates",
-    "ReportJobs of won claims created after the 201, by outcome: created, or left (every "
-    "attempt failed; the operator's sweep creates it)",
+    "ReportJobs of won claims created after the 201, by outcome: created, left (the API server "
+    "was unavailable for every attempt) or failed (an unexpected error, not retried); the "
+    "operator's sweep creates those left or failed",
     ["outcome"],
 )
-for _outcome in ("created", "left"):
+for _outcome in ("created", "left", "failed"):
     CREATES.labels(_outcome)
 
 
@@ -58,15 +61,33 @@ class BackgroundCreates:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _create(self, body: ReportJob, store: JobStore) -> None:
+        """Create it, retrying while the API server is unavailable; any other error is logged,
+        counted and not retried: the claim is left to the operator's sweep, which creates it."""
         name = body["metadata"]["name"]
+        unavailable: StoreUnavailable | None = None
         for attempt in range(self._attempts):
             try:
                 await create_job(store, body)
             except StoreUnavailable as exc:
+                unavailable = exc
                 log.info("creating ReportJob %s failed (attempt %d): %s", name, attempt + 1, exc)
                 await asyncio.sleep(min(self._backoff * 2**attempt, self._max_backoff))
                 continue
+            except Exception:
+                CREATES.labels("failed").inc()
+                log.exception(
+                    "creating ReportJob %s failed unexpectedly (attempt %d); not retried, its "
+                    "claim is completed by the operator",
+                    name,
+                    attempt + 1,
+                )
+                return
             CREATES.labels("created").inc()
             return
         CREATES.labels("left").inc()
-        log.warning("ReportJob %s not created; its claim is completed by the operator", name)
+        log.warning(
+            "ReportJob %s not created after %d attempts; its claim is completed by the operator",
+            name,
+            self._attempts,
+            exc_info=unavailable,
+        )

@@ -31,6 +31,7 @@ from reportjobs_operator.metrics import (
     RECONCILE_SECONDS,
     RECONCILES,
     SWEPT,
+    swallowed,
 )
 from reportjobs_operator.ports import Fenced
 from reportjobs_operator.reconcile import Policy, Reconciler
@@ -163,8 +164,13 @@ class Replica:
         done, _ = await asyncio.wait({work.task}, timeout=STOP_GRACE_SECONDS)
         if not done:
             work.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        try:
             await work.task
+        except asyncio.CancelledError:
+            pass  # cancelled above, past its grace
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            # _run catches its own failures: this one is a bug
+            swallowed(log, "the work of shard %d failed as it stopped", shard, where="shard_stop")
 
     async def _run(self, shard: Shard) -> None:
         """Serve the shard until it is let go; a failure (a bug: the API's errors are retried
@@ -172,8 +178,13 @@ class Replica:
         while not shard.stopping.is_set():
             try:
                 await self._serve(shard)
-            except Exception:
-                log.exception("the work of shard %d failed; starting it over", shard.number)
+            except Exception:  # noqa: BLE001 (swallowed logs it)
+                swallowed(
+                    log,
+                    "the work of shard %d failed; starting it over",
+                    shard.number,
+                    where="shard_work",
+                )
                 shard.synced = False
                 await wait_for_flag(shard.stopping, RESTART_SECONDS)
 
@@ -219,9 +230,11 @@ class Replica:
                 log.info(
                     "shard %d is no longer held; %s left to its next owner", shard.number, name
                 )
-            except Exception:
+            except Exception:  # noqa: BLE001 (swallowed logs it)
                 failed = True
-                log.exception("reconcile of %s failed; retrying after a backoff", name)
+                swallowed(
+                    log, "reconcile of %s failed; retrying after a backoff", name, where="reconcile"
+                )
             finally:
                 RECONCILES.labels("error" if failed else "ok").inc()
                 RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -245,5 +258,5 @@ class Replica:
                 swept = await self._sweep.run()
                 SWEPT.labels("pruned").inc(swept.pruned)
                 SWEPT.labels("completed").inc(swept.completed)
-            except Exception:
-                log.exception("sweeping the dedup window shards failed")
+            except Exception:  # noqa: BLE001 (swallowed logs it)
+                swallowed(log, "sweeping the dedup window shards failed", where="window_sweep")

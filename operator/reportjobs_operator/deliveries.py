@@ -17,6 +17,7 @@ from datetime import datetime
 from reportjobs_model.reportjob import name_of, spec_of, status_of
 from reportjobs_model.timestamps import utc_now
 from reportjobs_operator.events import build_event
+from reportjobs_operator.metrics import swallowed
 from reportjobs_operator.notifications import (
     DELIVERED,
     Attempt,
@@ -99,13 +100,17 @@ class Deliveries:
                 await self._record(name, attempt, access)
         except Fenced:
             log.info("delivery of %s left to the shard's next owner", name)
-        except Exception:
-            log.exception("delivery of %s failed; it is tried again", name)
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            swallowed(log, "delivery of %s failed; it is tried again", name, where="delivery")
         finally:
             self._in_flight.pop(name, None)
             access.wake(name)
 
     async def _record(self, name: str, attempt: Attempt, access: ShardAccess) -> None:
+        """Write the attempt's outcome, from a fresh read after each conflict; after
+        RECORD_TRIES conflicts it is logged, counted and left (the delivery is then due again:
+        the receiver may get it twice, under the same webhook-id)."""
+        lost: Conflict | None = None
         for _ in range(RECORD_TRIES):
             reportjob = access.cache.reportjob(name)
             if reportjob is None:
@@ -118,7 +123,8 @@ class Deliveries:
                 written = await access.api.replace_reportjob_status(
                     body={**reportjob, "status": status}
                 )
-            except Conflict:
+            except Conflict as exc:
+                lost = exc
                 fresh = await access.api.get_reportjob(name=name)
                 if fresh is None:
                     return
@@ -127,6 +133,14 @@ class Deliveries:
             access.cache.remember(written)
             await self._tell(written, notification["state"], attempt, access)
             return
+        swallowed(
+            log,
+            "the outcome of a delivery of %s was not recorded: %d conflicting writes",
+            name,
+            RECORD_TRIES,
+            where="delivery_record",
+            cause=lost,
+        )
 
     async def _tell(
         self, reportjob: Obj, state: str, attempt: Attempt, access: ShardAccess
@@ -148,5 +162,13 @@ class Deliveries:
             await access.api.create_event(body=body)
         except Conflict:
             return
-        except Exception:
-            log.exception("could not record the %s Event of %s", reason, name_of(reportjob))
+        except Fenced:
+            raise  # the delivery's own handling: left to the shard's next owner
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            swallowed(
+                log,
+                "could not record the %s Event of %s",
+                reason,
+                name_of(reportjob),
+                where="delivery_event",
+            )

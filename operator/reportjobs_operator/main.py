@@ -5,7 +5,6 @@ Active/active: every replica works, each on the shards whose Leases it holds.
 """
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -18,7 +17,7 @@ from reportjobs_operator.deliveries import Deliveries
 from reportjobs_operator.health import Health, beat, serve_health
 from reportjobs_operator.leases import LeaseTerms
 from reportjobs_operator.manifests import WorkerTemplate
-from reportjobs_operator.metrics import MEMBERS, SHARDS_TOTAL
+from reportjobs_operator.metrics import MEMBERS, SHARDS_TOTAL, swallowed
 from reportjobs_operator.notifications import RetryPolicy
 from reportjobs_operator.reconcile import Policy
 from reportjobs_operator.settings import OperatorConfig
@@ -112,13 +111,16 @@ async def serve(config: OperatorConfig) -> int:
     code = 0
     try:
         await owner.run(stop)
-    except Exception:
-        log.exception("the operator failed")
+    except Exception:  # noqa: BLE001 (swallowed logs it)
+        swallowed(log, "the operator failed", where="serve")
         code = EXIT_FAILURE
     finally:
         stop.set()
-        with contextlib.suppress(Exception):
+        try:
             await sweep
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            # it catches its own failures: this one is a bug
+            swallowed(log, "the window sweep's task failed", where="window_sweep_task")
         heartbeat.cancel()
         await sender.close()
         await client.close()

@@ -1,4 +1,8 @@
-"""The operator's Prometheus metrics (its API requests are counted by reportjobs_kube)."""
+"""The operator's Prometheus metrics (its API requests are counted by reportjobs_kube), and
+`swallowed`: the one way an error that is not raised further is logged and counted."""
+
+import logging
+from typing import Literal, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -38,3 +42,43 @@ SWEPT = Counter(
 )
 for _outcome in ("pruned", "completed"):
     SWEPT.labels(_outcome)
+SWALLOWED_ERRORS = Counter(
+    "reportjobs_operator_swallowed_errors",
+    "Errors the operator logged (with their cause) and carried on past: the work is retried, "
+    "or left to a later round, the shard's next owner or the Lease's expiry; by where",
+    ["where"],
+)
+Where = Literal[
+    "serve",
+    "window_sweep",
+    "window_sweep_task",
+    "shard_work",
+    "shard_stop",
+    "reconcile",
+    "reconcile_event",
+    "delivery",
+    "delivery_record",
+    "delivery_event",
+    "lease_round",
+    "lease_write",
+    "lease_release",
+    "lease_garbage",
+    "member_lease_delete",
+]
+"""Where an error was swallowed: every value is shown from 0."""
+for _where in get_args(Where):
+    SWALLOWED_ERRORS.labels(_where)
+
+
+def swallowed(
+    log: logging.Logger,
+    message: str,
+    *args: object,
+    where: Where,
+    cause: BaseException | None = None,
+) -> None:
+    """Log an error that is not raised further, with its cause, and count it by `where`.
+
+    The cause is the exception being handled (call it in an `except` block), or `cause`."""
+    log.error(message, *args, exc_info=cause if cause is not None else True)
+    SWALLOWED_ERRORS.labels(where).inc()

@@ -34,6 +34,7 @@ from reportjobs_operator.job_pod_fields import (
 )
 from reportjobs_operator.job_pod_fields import is_deleting as is_going
 from reportjobs_operator.manifests import WorkerTemplate, build_job
+from reportjobs_operator.metrics import swallowed
 from reportjobs_operator.notifications import is_pending
 from reportjobs_operator.ports import Cache, Conflict, Fenced, Obj, ReconcileApi
 from reportjobs_operator.status import build_status, worth_writing
@@ -253,8 +254,14 @@ class _Pass:
             return
         except Fenced:
             raise
-        except Exception:
-            log.exception("could not record the %s Event of %s", reason, name_of(reportjob))
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            swallowed(
+                log,
+                "could not record the %s Event of %s",
+                reason,
+                name_of(reportjob),
+                where="reconcile_event",
+            )
 
     async def _clean_up(self, reportjob: Obj, job: Obj | None) -> None:
         """Steps 4 and 5. The Job is kept, finished, for as long as its ReportJob: its name

@@ -10,7 +10,6 @@ over at once. The argument is in docs/design.md (fencing).
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ from reportjobs_operator.leases import (
     released_spec,
 )
 from reportjobs_operator.membership import Plan, Seen, live_members, plan
-from reportjobs_operator.metrics import REBALANCES, SHARDS_HELD
+from reportjobs_operator.metrics import REBALANCES, SHARDS_HELD, swallowed
 from reportjobs_operator.ports import Conflict, LeaseApi
 
 log = logging.getLogger(__name__)
@@ -120,8 +119,8 @@ class ShardOwner:
         """One round; then whatever could not be renewed in time stops."""
         try:
             await self.round()
-        except Exception:
-            log.exception("a round of shard leases failed")
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            swallowed(log, "a round of shard leases failed", where="lease_round")
         await self._drop_expired()
 
     async def round(self) -> Plan:
@@ -188,8 +187,8 @@ class ShardOwner:
                 written = await self._api.replace_lease(body={**previous, "spec": spec})
         except Conflict:
             return None
-        except Exception:
-            log.exception("writing lease %s failed", name)
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            swallowed(log, "writing lease %s failed", name, where="lease_write")
             return None
         self._bodies[name] = written
         self._observations.observe(written)
@@ -212,8 +211,11 @@ class ShardOwner:
         if previous is None or holder_of(previous) != self._terms.identity:
             return
         spec = released_spec(previous.get("spec") or {}, terms=self._terms, now=self._clock())
-        with contextlib.suppress(Exception):
+        try:
             self._bodies[name] = await self._api.replace_lease(body={**previous, "spec": spec})
+        except Exception:  # noqa: BLE001 (swallowed logs it)
+            # it expires instead: taken a lease duration later
+            swallowed(log, "releasing lease %s failed", name, where="lease_release")
 
     async def _drop_expired(self) -> None:
         """A shard whose renewals failed for the renew deadline: its Fence has run out."""
@@ -227,8 +229,16 @@ class ShardOwner:
         for seen in members:
             if seen.lease is not None and seen.unchanged_for >= limit:
                 metadata = seen.lease["metadata"]
-                with contextlib.suppress(Exception):
+                try:
                     await self._api.delete_lease(name=metadata["name"], uid=metadata["uid"])
+                except Exception:  # noqa: BLE001 (swallowed logs it)
+                    # tried again next round
+                    swallowed(
+                        log,
+                        "deleting the member lease %s of a replica long gone failed",
+                        metadata["name"],
+                        where="lease_garbage",
+                    )
 
     async def release_all(self) -> None:
         """Stop every shard and release its Lease (all at once, so that a rolling update hands
@@ -236,9 +246,17 @@ class ShardOwner:
         await asyncio.gather(*(self._let_go(shard) for shard in list(self._held)))
         member = self._bodies.get(self._leases.member_lease(self._terms.identity))
         if member is not None:
-            with contextlib.suppress(Exception):
-                metadata = member["metadata"]
+            metadata = member["metadata"]
+            try:
                 await self._api.delete_lease(name=metadata["name"], uid=metadata["uid"])
+            except Exception:  # noqa: BLE001 (swallowed logs it)
+                # it expires, and another replica's round deletes it
+                swallowed(
+                    log,
+                    "deleting this replica's member lease %s failed",
+                    metadata["name"],
+                    where="member_lease_delete",
+                )
 
 
 def _spec(lease: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
