@@ -29,6 +29,7 @@ def build_reportjob(*, object_id: str, claim: Claim) -> dict[str, Any]:
         "kind": crd.KIND,
         "metadata": {
             "name": claim.job_name,
+            "finalizers": [crd.FINALIZER],
             "labels": {
                 labels.MANAGED_BY: labels.GATEWAY,
                 labels.OBJECT_HASH: object_hash(object_id),
@@ -74,6 +75,15 @@ def window_end_unix(reportjob: ReportJobBody) -> float:
 
 def is_deleting(reportjob: ReportJobBody) -> bool:
     return metadata_of(reportjob).get("deletionTimestamp") is not None
+
+
+def finalizers_of(reportjob: ReportJobBody) -> list[str]:
+    return [str(name) for name in metadata_of(reportjob).get("finalizers") or []]
+
+
+def holds_its_claim(reportjob: ReportJobBody) -> bool:
+    """Whether it carries crd.FINALIZER: a deletion waits for its claim to be gone."""
+    return crd.FINALIZER in finalizers_of(reportjob)
 
 
 def is_cancel_requested(reportjob: ReportJobBody) -> bool:

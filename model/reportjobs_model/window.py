@@ -56,6 +56,12 @@ def place_of_job(job_name: str) -> tuple[str, str]:
     return f"{SHARD_PREFIX}{key[:2]}", key
 
 
+_AS_GO_ESCAPES: Final = {ord(c): f"\\u{ord(c):04x}" for c in "&<>\x7f"}
+"""JSON escapes for the printable ASCII characters that encoders disagree on: Go's
+encoding/json writes `&`, `<` and `>` as `\\u0026`, `\\u003c` and `\\u003e` (and DEL is left alone
+by some encoders, escaped by others)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Claim:
     """One job's hold on an object's window: from `accepted_at` for `window_seconds`."""
@@ -106,7 +112,19 @@ class Claim:
             fields["objectId"] = self.object_id
         if self.callback_url is not None:
             fields["callbackUrl"] = self.callback_url
-        return json.dumps(fields, separators=(",", ":"))
+        return json.dumps(fields, separators=(",", ":")).translate(_AS_GO_ESCAPES)
+
+
+def is_canonical(entry: str) -> bool:
+    """Whether every JSON encoder writes `entry`, as a string, the same way: it is printable
+    ASCII without `&`, `<`, `>` (what `Claim.to_entry` writes).
+
+    The API server applies a JSON patch to its own encoding of the object (Go's encoding/json,
+    which escapes `&`, `<` and `>`, and writes non-ASCII as UTF-8), and compares a `test` value
+    byte for byte with what the patch carries. An entry holding any other character could never
+    be tested: a claim of its object could never be written again, nor the entry removed. The
+    proof is in docs/design.md ("The entries' bytes") and tests/contract/."""
+    return all(0x20 <= ord(c) < 0x7F and c not in "&<>" for c in entry)
 
 
 def claim_of(entry: str) -> Claim | None:
@@ -196,9 +214,10 @@ def claim_write(shard: Mapping[str, Any], *, key: str, entry: str) -> ShardWrite
     """Write `entry` under `key` in `shard` as it was read. As a patch, the API server applies it
     only if the shard is still that one (uid), no claim was removed from it since (epoch), and
     `key` still holds what was read (its closed claim, or nothing): other objects' writes in
-    between do not matter to it."""
+    between do not matter to it. A replace when a patch could not test what was read (no epoch,
+    or the entry under `key` is not canonical)."""
     data = shard.get("data") or {}
-    if EPOCH_KEY not in data:
+    if _untestable(data, keys=[key]):
         return _replacing(shard, {**data, key: entry})
     return ShardWrite(
         patch=[
@@ -212,9 +231,10 @@ def claim_write(shard: Mapping[str, Any], *, key: str, entry: str) -> ShardWrite
 def removal_write(shard: Mapping[str, Any], *, keys: list[str]) -> ShardWrite:
     """Remove the entries under `keys` from `shard` as it was read, and give it a new epoch. As
     a patch, applied only if the shard is still that one, its epoch unchanged, and each entry
-    the one read."""
+    the one read. A replace when the shard has no epoch or holds any entry that is not
+    canonical: so a shard written before the entries were canonical heals at its next sweep."""
     data = shard.get("data") or {}
-    if EPOCH_KEY not in data:
+    if _untestable(data, keys=list(data)):
         return _replacing(shard, {k: v for k, v in data.items() if k not in keys})
     patch = [*_same_epoch(shard), _add(f"/data/{EPOCH_KEY}", _version(shard))]
     for key in keys:
@@ -222,13 +242,30 @@ def removal_write(shard: Mapping[str, Any], *, keys: list[str]) -> ShardWrite:
     return ShardWrite(patch=patch)
 
 
+def _untestable(data: Mapping[str, str], *, keys: list[str]) -> bool:
+    """Whether a patch could not test what was read: the shard has no epoch, or an entry under
+    one of `keys` is not canonical (the API server's test of it would never match)."""
+    return EPOCH_KEY not in data or any(
+        key != EPOCH_KEY and key in data and not is_canonical(data[key]) for key in keys
+    )
+
+
 def _replacing(shard: Mapping[str, Any], data: Mapping[str, str]) -> ShardWrite:
-    """A replace of the version read, with a new epoch."""
+    """A replace of the version read, with a new epoch and every readable entry canonical."""
     name, version = str(shard["metadata"]["name"]), _version(shard)
+    canonical = {key: _canonical(entry) for key, entry in data.items() if key != EPOCH_KEY}
     body = build_window_shard(
-        name=name, data={**data, EPOCH_KEY: version}, resource_version=version
+        name=name, data={**canonical, EPOCH_KEY: version}, resource_version=version
     )
     return ShardWrite(replacement=body)
+
+
+def _canonical(entry: str) -> str:
+    """The entry written canonically (an unreadable one as it is: the sweep removes it)."""
+    if is_canonical(entry):
+        return entry
+    claim = claim_of(entry)
+    return entry if claim is None else claim.to_entry()
 
 
 def _version(shard: Mapping[str, Any]) -> str:

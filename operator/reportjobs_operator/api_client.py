@@ -18,6 +18,16 @@ from reportjobs_operator.ports import Conflict, Fenced, Obj
 WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
 
 
+def finalizers_patch(*, uid: str, before: list[str], after: list[str]) -> Patch:
+    """metadata.finalizers from `before` to `after`, applied only to the object of this uid
+    while it still has `before` (a missing list tests as null)."""
+    return [
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "test", "path": "/metadata/finalizers", "value": before or None},
+        {"op": "add", "path": "/metadata/finalizers", "value": after},
+    ]
+
+
 def _always() -> bool:
     return True
 
@@ -75,6 +85,16 @@ class KubeApi:
 
     async def delete_reportjob(self, *, name: str, uid: str) -> None:
         await self._delete(paths.reportjobs(self._namespace, name), uid=uid)
+
+    async def set_reportjob_finalizers(
+        self, *, name: str, uid: str, before: list[str], after: list[str]
+    ) -> None:
+        path = paths.reportjobs(self._namespace, name)
+        patch = finalizers_patch(uid=uid, before=before, after=after)
+        try:
+            await self._write("PATCH", path, patch, content_type=JSON_PATCH)
+        except (Invalid, NotFound) as exc:  # a test failed (422), or it is gone
+            raise Conflict(exc.reason) from exc
 
     async def get_job(self, *, name: str) -> Obj | None:
         return await self._read(paths.jobs(self._namespace, name))

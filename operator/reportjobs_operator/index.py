@@ -23,6 +23,7 @@ _METADATA = (
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
+    "finalizers",
     "labels",
     "annotations",
     "ownerReferences",

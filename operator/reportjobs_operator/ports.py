@@ -31,6 +31,14 @@ class ReconcileApi(Protocol):
 
     async def delete_reportjob(self, *, name: str, uid: str) -> None: ...
 
+    async def set_reportjob_finalizers(
+        self, *, name: str, uid: str, before: list[str], after: list[str]
+    ) -> None:
+        """metadata.finalizers from `before` (as read) to `after`, on the ReportJob of this uid
+        (a JSON patch that tests both); raises Conflict when either changed meanwhile or it is
+        gone. Its watch brings the change (a deleted one is gone once its last finalizer is)."""
+        ...
+
     async def get_job(self, *, name: str) -> Obj | None:
         """A fresh read, after a create met an existing Job."""
         ...

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reportjobs_model.crd import FINALIZER
 from reportjobs_model.phase import Phase
 from reportjobs_model.reportjob import (
     ReportJobBody,
+    finalizers_of,
+    holds_its_claim,
     is_cancel_requested,
     is_deleting,
     name_of,
@@ -85,7 +88,10 @@ class Reconciler:
 
     def is_settled(self, reportjob: Obj) -> bool:
         """Nothing to do until retention ends: terminal, its Job finished (or gone) and its pods
-        gone (a resync may skip it)."""
+        gone (a resync may skip it). A deleted one waits for its claim's release, which no
+        event announces."""
+        if is_deleting(reportjob) and holds_its_claim(reportjob):
+            return False
         if not _phase(reportjob).is_terminal or is_pending(reportjob):
             return False
         name = name_of(reportjob)
@@ -167,9 +173,15 @@ class _Pass:
     reporter: str
 
     async def run(self, reportjob: Obj | None) -> None:
-        if reportjob is None or is_deleting(reportjob):
+        if reportjob is None:
             return
         name = name_of(reportjob)
+        deleting = is_deleting(reportjob)
+        if not holds_its_claim(reportjob):
+            if deleting:  # nothing holds it: it goes, and the garbage collector takes its Job
+                return
+            if not self.released(name):  # created by a gateway of before the finalizer
+                reportjob = await self._hold(reportjob)
         if "phase" not in status_of(reportjob):
             spec = spec_of(reportjob)
             await self._tell(
@@ -179,7 +191,8 @@ class _Pass:
                 f" s, dedup window {spec.get('windowSeconds')} s",
             )
         job = await self._owned(reportjob, self.cache.job(name))
-        if job is None and not _phase(reportjob).is_terminal and not is_cancel_requested(reportjob):
+        ended = _phase(reportjob).is_terminal or is_cancel_requested(reportjob) or deleting
+        if job is None and not ended:
             job = await self._create_job(reportjob)
         sleep = status_of(reportjob).get("sleepSeconds")
         if sleep is None and job is not None:
@@ -201,6 +214,26 @@ class _Pass:
                 await self._tell(reportjob, reason, str(status.get("message", reason)))
         if Phase(status["phase"]).is_terminal:
             await self._clean_up(reportjob, job)
+
+    async def _hold(self, reportjob: Obj) -> Obj:
+        """Add the claim finalizer (to a ReportJob created without it)."""
+        before = finalizers_of(reportjob)
+        after = [*before, FINALIZER]
+        await self.api.set_reportjob_finalizers(
+            name=name_of(reportjob), uid=uid_of(reportjob), before=before, after=after
+        )
+        return {**reportjob, "metadata": {**reportjob["metadata"], "finalizers": after}}
+
+    async def _let_go(self, reportjob: Obj) -> None:
+        """Remove the claim finalizer of a deleted ReportJob whose claim is gone: it goes."""
+        name, before = name_of(reportjob), finalizers_of(reportjob)
+        log.info("ReportJob %s deleted and its claim gone: removing its finalizer", name)
+        await self.api.set_reportjob_finalizers(
+            name=name,
+            uid=uid_of(reportjob),
+            before=before,
+            after=[finalizer for finalizer in before if finalizer != FINALIZER],
+        )
 
     async def _write_status(self, reportjob: Obj, status: dict[str, Any]) -> Obj:
         """Optimistic write: the body carries the resourceVersion it was based on."""
@@ -271,7 +304,9 @@ class _Pass:
         ReportJob.
 
         A ReportJob is deleted only once the window sweep has seen its claim gone (windows.py:
-        a claim without its ReportJob would be completed, and run again)."""
+        a claim without its ReportJob would be completed, and run again). One deleted by
+        someone else stays, held by its finalizer, until then: a create of its name from its
+        claim meets it (docs/design.md, "Deleting a job")."""
         name = name_of(reportjob)
         if job is not None and not is_finished(job):
             log.info("stopping the Job of %s, which ended before its Job did", name)
@@ -284,6 +319,10 @@ class _Pass:
                 self.cache.forget(pod)
         elif _live(pods):  # SIGTERM; each comes back exited, then goes at once
             await self.api.delete_pods_of(reportjob=name, exited=False)
+        if is_deleting(reportjob):
+            if self.released(name):
+                await self._let_go(reportjob)
+            return
         if _retention_over(
             reportjob, retention_seconds=self.policy.retention_seconds, now=self.now
         ) and self.released(name_of(reportjob)):

@@ -9,6 +9,7 @@ from reportjobs_model.phase import Phase
 from reportjobs_model.reportjob import (
     ReportJobBody,
     is_cancel_requested,
+    is_deleting,
     metadata_of,
     name_of,
     spec_of,
@@ -25,6 +26,11 @@ from reportjobs_operator.job_pod_fields import (
 )
 from reportjobs_operator.notifications import initial
 from reportjobs_operator.ports import Obj
+
+DELETED_MESSAGE = (
+    "Cancelled: the ReportJob was deleted; its work was stopped, and it goes once its dedup "
+    "window is over"
+)
 
 JOB_CREATED = "JobCreated"
 COMPLETE = "Complete"
@@ -137,6 +143,8 @@ def _outcome(
             return _failed(failed, job, reportjob, _finished_at(failed, stamp))
     if is_cancel_requested(reportjob):  # a Job that finished first keeps its own outcome
         return _Outcome(Phase.CANCELLED, "Cancelled: by a DELETE of the job", stamp)
+    if is_deleting(reportjob):
+        return _Outcome(Phase.CANCELLED, DELETED_MESSAGE, stamp)
     started = _started_at(previous, pods) is not None
     if started or any(is_running(pod) for pod in pods):
         # Once started it stays Running until the Job is finished (a worker that has exited,

@@ -13,8 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, Stale, StoreUnavailable
+from reportjobs_kube.client import encode_body
+from reportjobs_model.crd import FINALIZER
+from reportjobs_model.reportjob import is_deleting
 from reportjobs_model.timestamps import format_rfc3339, format_unix
 from reportjobs_model.window import EPOCH_KEY, Patch
+from reportjobs_operator.api_client import finalizers_patch
 from reportjobs_operator.job_pod_fields import has_exited
 from reportjobs_operator.manifests import WorkerTemplate
 from reportjobs_operator.ports import Conflict, Obj
@@ -36,10 +40,57 @@ class PatchRefused(Exception):
     """A JSON patch that does not apply (a failed test, a missing path): the API server's 422."""
 
 
-def apply_json_patch(obj: Obj, patch: Patch, *, tests: bool = True) -> Obj:
+def go_json(value: object) -> str:
+    """`value` as the API server's Go encoding/json writes it (Go 1.19, the test bed's): `&`,
+    `<`, `>`, U+2028, U+2029 and control characters escaped as `\\u00XX` (but `\\n`, `\\r`,
+    `\\t`), other non-ASCII as UTF-8."""
+    if isinstance(value, str):
+        out = ['"']
+        for char in value:
+            code = ord(char)
+            if char in _GO_SHORT:
+                out.append(_GO_SHORT[char])
+            elif code < 0x20 or char in "&<>" or code in (0x2028, 0x2029):
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(char)
+        return "".join(out) + '"'
+    return json.dumps(value, ensure_ascii=False)
+
+
+_GO_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def same_as_server(stored: object, sent: object) -> bool:
+    """A JSON patch `test` as the API server's json-patch library decides it: objects member by
+    member, arrays item by item, anything else byte for byte between the server's encoding of
+    the stored value (`go_json`) and the test value as our client sent it (`encode_body`)."""
+    if isinstance(stored, dict) and isinstance(sent, dict):
+        return stored.keys() == sent.keys() and all(
+            same_as_server(stored[key], sent[key]) for key in stored
+        )
+    if isinstance(stored, list) and isinstance(sent, list):
+        return len(stored) == len(sent) and all(map(same_as_server, stored, sent))
+    return go_json(stored) == encode_body(sent)
+
+
+def decoded_equal(stored: object, sent: object) -> bool:
+    """A `test` that compares decoded values: kinder than the API server (this fake's old
+    semantics, kept to show that the checks catch what it hides)."""
+    return stored == sent
+
+
+def apply_json_patch(
+    obj: Obj,
+    patch: Patch,
+    *,
+    tests: bool = True,
+    equal: Callable[[object, object], bool] = same_as_server,
+) -> Obj:
     """A JSON patch as the API server applies it (evanphx/json-patch): atomically, on a copy; a
-    `test` with a null value passes on a missing member, but not under a missing parent.
-    `tests=False` skips every test (what the protocol relies on, taken away)."""
+    `test` with a null value passes on a missing member, but not under a missing parent, and
+    fails on a present one; other test values compare as `same_as_server`. `tests=False` skips
+    every test (what the protocol relies on, taken away)."""
     result = copy.deepcopy(obj)
     for op in patch:
         *parents, last = op["path"].lstrip("/").split("/")
@@ -51,7 +102,7 @@ def apply_json_patch(obj: Obj, patch: Patch, *, tests: bool = True) -> Obj:
         if not isinstance(target, dict):
             raise PatchRefused(f"{op['op']} {op['path']}: not an object")
         if op["op"] == "test":
-            if tests and target.get(last) != op["value"]:
+            if tests and not _passes(target, last, op["value"], equal):
                 raise PatchRefused(f"test {op['path']} failed")
         elif op["op"] == "add":
             target[last] = copy.deepcopy(op["value"])
@@ -62,6 +113,24 @@ def apply_json_patch(obj: Obj, patch: Patch, *, tests: bool = True) -> Obj:
         else:
             raise AssertionError(f"the fake does not apply {op['op']!r}")
     return result
+
+
+def _passes(
+    target: dict[str, Any], member: str, value: object, equal: Callable[[object, object], bool]
+) -> bool:
+    if value is None or member not in target:
+        return value is None and member not in target
+    return equal(target[member], value)
+
+
+def delete_or_mark(objects: dict[str, Obj], name: str, *, at: str = "2026-01-01T00:00:00Z") -> None:
+    """A DELETE as the API server carries it out: an object with finalizers stays, marked with
+    its deletionTimestamp (kept from the first DELETE); one without goes."""
+    metadata = objects[name]["metadata"]
+    if metadata.get("finalizers"):
+        metadata.setdefault("deletionTimestamp", at)
+    else:
+        del objects[name]
 
 
 def stamp(unix: float) -> str:
@@ -179,8 +248,10 @@ class FakeStore:
         return (await self._answer(written)).obj or {}
 
     def _stale(self, body: Obj, current: Obj) -> bool:
+        """A replace carrying another resourceVersion; one carrying none is unconditional (a
+        ConfigMap allows that)."""
         version = body["metadata"].get("resourceVersion")
-        return bool(version != current["metadata"]["resourceVersion"])
+        return version is not None and version != current["metadata"]["resourceVersion"]
 
     async def patch_window(self, name: str, patch: Patch, *, based_on: str) -> Obj:
         await self.pause("patch_window")
@@ -317,6 +388,23 @@ class FakeOperatorApi:
     async def delete_reportjob(self, *, name: str, uid: str) -> None:
         self.calls.append(f"delete_reportjob {name}")
         if name in self.reportjobs and self.reportjobs[name]["metadata"]["uid"] == uid:
+            delete_or_mark(self.reportjobs, name)
+
+    async def set_reportjob_finalizers(
+        self, *, name: str, uid: str, before: list[str], after: list[str]
+    ) -> None:
+        self.calls.append(f"set_finalizers {name} {after}")
+        current = self.reportjobs.get(name)
+        if current is None:
+            raise Conflict("gone")
+        patch = finalizers_patch(uid=uid, before=before, after=after)
+        try:
+            patched = apply_json_patch(current, patch)
+        except PatchRefused as refused:
+            raise Conflict(str(refused)) from refused
+        patched["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.reportjobs[name] = patched
+        if is_deleting(patched) and not patched["metadata"]["finalizers"]:
             del self.reportjobs[name]
 
     async def get_job(self, *, name: str) -> Obj | None:
@@ -465,8 +553,10 @@ def reportjob(
     window: int = 300,
     timeout: int = 60,
     status: dict[str, Any] | None = None,
+    finalizers: tuple[str, ...] = (FINALIZER,),
 ) -> Obj:
-    """A ReportJob as the API server returns it."""
+    """A ReportJob as the API server returns it (by default with the finalizer its creator
+    gives it; none: one of before)."""
     return {
         "apiVersion": "reportjobs.io/v1alpha1",
         "kind": "ReportJob",
@@ -478,6 +568,7 @@ def reportjob(
             "generation": 1,
             "creationTimestamp": stamp(created),
             "labels": {"app.kubernetes.io/managed-by": "reportjobs-gateway"},
+            **({"finalizers": list(finalizers)} if finalizers else {}),
         },
         "spec": {
             "objectId": object_id,

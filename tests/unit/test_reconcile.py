@@ -3,7 +3,10 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from reportjobs_model.crd import FINALIZER
+from reportjobs_model.reportjob import is_deleting
 from reportjobs_operator.reconcile import Policy, Reconciler
+from reportjobs_operator.status import DELETED_MESSAGE
 from tests.unit.fakes import WORKER, FakeCache, FakeOperatorApi, reportjob, stamp
 
 W = 300
@@ -116,7 +119,8 @@ async def test_the_sleep_is_never_redrawn() -> None:
 
 
 async def test_gone_or_deleting_reportjobs_are_left_alone() -> None:
-    api, cache, reconciler, draws, _ = _setup()
+    """Deleting and not held by the claim finalizer (one of before it): it goes."""
+    api, cache, reconciler, draws, _ = _setup(finalizers=())
     api.reportjobs[NAME]["metadata"]["deletionTimestamp"] = stamp(B * W + 99)
     await _reconcile(reconciler, cache)
     await reconciler.reconcile(name="rj-unknown-1")
@@ -282,8 +286,93 @@ async def test_expired_reportjobs_are_deleted() -> None:
         status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
     )
     await _reconcile(reconciler)
+    assert is_deleting(api.reportjobs[NAME])  # held by its finalizer until the next pass
+    await _reconcile(reconciler, cache)  # the deletion's event
     assert api.reportjobs == {}
-    assert cache.reportjob(NAME) is None
+    assert api.calls[-2:] == [f"delete_reportjob {NAME}", f"set_finalizers {NAME} []"]
+
+
+async def test_a_deleted_reportjob_is_stopped_and_held_until_its_claim_is_gone() -> None:
+    """A delete is final: the work stops at once, the job ends Cancelled, and the ReportJob
+    stays (its finalizer) until the sweep saw its claim gone, so that a create of its name from
+    the claim meets it rather than running it again."""
+    released = False
+    api, cache, reconciler, _, added = _setup(released=False)
+    reconciler = Reconciler(
+        api=api,
+        cache=cache,
+        policy=POLICY,
+        released=lambda _: released,
+        draw=Draws(23),
+        clock=lambda: NOW,
+    )
+    await _reconcile(reconciler)  # its Job is created and runs
+    api.pods.append(_pod(api.jobs[NAME], "p1", "Running"))
+    await api.delete_reportjob(name=NAME, uid=added["metadata"]["uid"])
+    await _reconcile(reconciler, cache)
+    assert api.jobs[NAME]["spec"]["activeDeadlineSeconds"] == 1  # stopped
+    status = api.reportjobs[NAME]["status"]
+    assert (status["phase"], status["message"]) == ("Cancelled", DELETED_MESSAGE)
+    assert reconciler.unsettled(cache.reportjobs.values()) == [NAME]  # each resync looks again
+    api.jobs[NAME]["status"] = {  # the Job controller ends it at its deadline
+        "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    }
+    api.pods.clear()
+    for _ in range(3):
+        await _reconcile(reconciler, cache)
+    assert NAME in api.reportjobs  # its claim may still be in its shard
+    assert api.calls.count(f"create_job {NAME}") == 1
+    released = True
+    await _reconcile(reconciler, cache)
+    assert NAME not in api.reportjobs
+
+
+async def test_a_reportjob_deleted_before_its_job_never_gets_one() -> None:
+    api, cache, reconciler, draws, added = _setup(released=False)
+    await api.delete_reportjob(name=NAME, uid=added["metadata"]["uid"])
+    await _reconcile(reconciler, cache)
+    assert api.jobs == {}
+    assert draws.calls == []
+    assert api.reportjobs[NAME]["status"]["phase"] == "Cancelled"
+
+
+async def test_a_finished_job_deleted_keeps_its_outcome() -> None:
+    api, cache, reconciler, _, added = _setup(
+        released=False, status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W)}
+    )
+    await api.delete_reportjob(name=NAME, uid=added["metadata"]["uid"])
+    await _reconcile(reconciler, cache)
+    assert api.reportjobs[NAME]["status"]["phase"] == "Succeeded"
+
+
+async def test_a_reportjob_of_before_the_finalizer_gets_it() -> None:
+    api, cache, reconciler, _, _ = _setup(released=False, finalizers=())
+    await _reconcile(reconciler)
+    assert api.reportjobs[NAME]["metadata"]["finalizers"] == [FINALIZER]
+    assert api.calls[0] == f"set_finalizers {NAME} {[FINALIZER]}"
+
+
+async def test_a_lost_finalizer_write_is_read_again() -> None:
+    """The finalizer patch tests the list it read: a change in between is a conflict, and the
+    list is read again (another controller's finalizer stays)."""
+    released = {NAME: False}
+    api, cache, _, _, added = _setup()
+    reconciler = Reconciler(
+        api=api, cache=cache, policy=POLICY, released=released.__getitem__, clock=lambda: NOW
+    )
+    await api.delete_reportjob(name=NAME, uid=added["metadata"]["uid"])
+    await _reconcile(reconciler, cache)  # Cancelled; held
+    cache.sync()
+    api.reportjobs[NAME]["metadata"]["finalizers"].append("example.com/other")
+    api.calls.clear()
+    released[NAME] = True
+    await reconciler.reconcile(name=NAME)  # from the index, which lacks the other finalizer
+    assert api.reportjobs[NAME]["metadata"]["finalizers"] == ["example.com/other"]
+    assert api.calls == [
+        f"set_finalizers {NAME} []",
+        f"get_reportjob {NAME}",
+        f"set_finalizers {NAME} ['example.com/other']",
+    ]
 
 
 async def test_kept_until_the_window_sweep_saw_its_claim_gone() -> None:
