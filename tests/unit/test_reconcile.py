@@ -346,7 +346,7 @@ async def test_a_finished_job_deleted_keeps_its_outcome() -> None:
 
 
 async def test_a_reportjob_of_before_the_finalizer_gets_it() -> None:
-    api, cache, reconciler, _, _ = _setup(released=False, finalizers=())
+    api, _cache, reconciler, _, _ = _setup(released=False, finalizers=())
     await _reconcile(reconciler)
     assert api.reportjobs[NAME]["metadata"]["finalizers"] == [FINALIZER]
     assert api.calls[0] == f"set_finalizers {NAME} {[FINALIZER]}"
