@@ -257,6 +257,7 @@ class Replica:
             try:
                 swept = await self._sweep.run()
                 SWEPT.labels("pruned").inc(swept.pruned)
+                SWEPT.labels("lost").inc(swept.lost)
                 SWEPT.labels("completed").inc(swept.completed)
             except Exception:  # noqa: BLE001 (swallowed logs it)
                 swallowed(log, "sweeping the dedup window shards failed", where="window_sweep")

@@ -36,11 +36,12 @@ for _change in ("acquired", "released", "lost"):
     REBALANCES.labels(_change)
 SWEPT = Counter(
     "reportjobs_operator_window_sweep",
-    "The window shards' sweep: shards pruned of closed claims, and ReportJobs created from claims "
-    "found without one (their gateway died after the 201)",
+    "The window shards' sweep: shards pruned of closed claims, pruning writes refused (lost: the "
+    "shard changed since the list; the next sweep tries again), and ReportJobs created from "
+    "claims found without one (their gateway died after the 201)",
     ["outcome"],
 )
-for _outcome in ("pruned", "completed"):
+for _outcome in ("pruned", "lost", "completed"):
     SWEPT.labels(_outcome)
 SWALLOWED_ERRORS = Counter(
     "reportjobs_operator_swallowed_errors",

@@ -42,6 +42,8 @@ def pruning_write(shard: Obj, *, now: float, exists: Callable[[str], bool]) -> S
 class Swept:
     pruned: int
     """Shards written without their closed claims."""
+    lost: int
+    """Pruning writes the API server refused (the shard changed since the list)."""
     completed: int
     """ReportJobs created from claims found without them."""
 
@@ -75,7 +77,7 @@ class WindowSweep:
         indexed = self._indexed()
         claimed: set[str] = set()
         missing: set[str] = set()
-        completed = replaced = 0
+        completed = replaced = lost = 0
         for shard in shards:
             for entry in (shard.get("data") or {}).values():
                 claim = claim_of(entry)
@@ -94,7 +96,13 @@ class WindowSweep:
             if write is not None:
                 try:
                     await self._write(shard["metadata"]["name"], write)
-                except Conflict:  # changed meanwhile: the next sweep prunes it
+                except Conflict as refused:  # changed meanwhile: the next sweep prunes it
+                    log.info(
+                        "window shard %s not pruned (%s): it changed since the list",
+                        shard["metadata"]["name"],
+                        refused,
+                    )
+                    lost += 1
                     continue
                 replaced += 1
         self._missing = missing
@@ -106,7 +114,7 @@ class WindowSweep:
                 replaced,
                 completed,
             )
-        return Swept(pruned=replaced, completed=completed)
+        return Swept(pruned=replaced, lost=lost, completed=completed)
 
     async def _write(self, name: str, write: ShardWrite) -> None:
         if write.patch is not None:

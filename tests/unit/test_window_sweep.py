@@ -3,6 +3,9 @@ ReportJobs released to retention once their claim is gone."""
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reportjobs_model.reportjob import build_reportjob
 from reportjobs_model.window import (
@@ -14,6 +17,7 @@ from reportjobs_model.window import (
     build_window_shard,
     claim_of,
     claim_write,
+    is_canonical,
 )
 from reportjobs_operator.windows import WindowSweep, pruning_write
 from tests.unit.fakes import FakeStore
@@ -219,3 +223,64 @@ def test_the_chart_grants_exactly_the_model_shards() -> None:
     text = HELPERS.read_text()
     assert f'printf "{SHARD_PREFIX}%02x"' in text
     assert f"until {SHARD_COUNT}" in text
+
+
+def _raw_entry(object_id: str, accepted: int, *, callback_url: str) -> str:
+    """A claim as a writer of before canonical entries wrote it: `&` and `<` raw."""
+    claim = Claim.new(
+        object_id=object_id,
+        now=accepted,
+        window_seconds=10,
+        timeout_seconds=5,
+        callback_url=callback_url,
+    )
+    fields = json.loads(claim.to_entry())
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+
+async def test_a_shard_holding_entries_of_before_heals_at_its_next_sweep() -> None:
+    """Entries written raw (`&`, `<`, non-ASCII) can never be tested by a JSON patch on the API
+    server: the sweep replaces the shard with the resourceVersion it listed, every entry
+    canonical, and from then on patches work again."""
+    store = FakeStore(now=T0 + 11.5)
+    old = _raw_entry("a&<é", T0, callback_url="http://h/?a=1&b=2")
+    open_one = _raw_entry("b&", T0 + 5, callback_url="http://h/?x=<y>")
+    assert not is_canonical(old)
+    await _job(store, "a&<é", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": old, "b": open_one})
+    store.calls.clear()
+
+    swept = await _sweep(store).run()
+
+    assert (swept.pruned, swept.lost) == (1, 0)
+    assert store.calls == ["replace_window reportjobs-windows-00"]
+    healed = _claims(store, "reportjobs-windows-00")
+    assert list(healed) == ["b"]
+    assert is_canonical(healed["b"])
+    assert claim_of(healed["b"]) == claim_of(open_one)
+    write = claim_write(store.windows["reportjobs-windows-00"], key="b", entry=_entry("b", T0 + 15))
+    assert write.patch is not None  # canonical again: a patch tests it
+
+
+async def test_a_refused_pruning_write_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeStore(now=T0 + 11.5)
+    await _job(store, "a", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": _entry("a", T0)})
+
+    shards, _ = await store.list_window_shards()
+    sweep = _sweep(store)
+    store.windows["reportjobs-windows-00"]["data"][EPOCH_KEY] = "moved"  # a removal came first
+    store.list_window_shards = _listing(shards)  # type: ignore[method-assign]
+    with caplog.at_level("INFO"):
+        swept = await sweep.run()
+    assert (swept.pruned, swept.lost) == (0, 1)
+    assert "not pruned" in caplog.text
+
+
+def _listing(shards: list[dict[str, Any]]) -> Any:
+    async def listing() -> tuple[list[dict[str, Any]], float]:
+        return shards, T0 + 11.5
+
+    return listing
