@@ -100,7 +100,10 @@ class KubeStore:
             written, _ = await self._call("PUT", paths.configmaps(self._namespace, name), body=body)
         except (Conflict, NotFound) as exc:  # another write came first
             raise Stale(name) from exc
-        return self._window_written(str(body["metadata"]["resourceVersion"]), written)
+        based_on = body["metadata"].get("resourceVersion")
+        if based_on is None:  # unconditional (the protocol never sends one): not cached
+            return written
+        return self._window_written(str(based_on), written)
 
     async def patch_window(self, name: str, patch: Patch, *, based_on: str) -> WindowShard:
         path = paths.configmaps(self._namespace, name)

@@ -17,7 +17,7 @@ from reportjobs_kube.client import encode_body
 from reportjobs_model.crd import FINALIZER
 from reportjobs_model.reportjob import is_deleting
 from reportjobs_model.timestamps import format_rfc3339, format_unix
-from reportjobs_model.window import EPOCH_KEY, Patch
+from reportjobs_model.window import EPOCH_KEY, Patch, claim_of
 from reportjobs_operator.api_client import finalizers_patch
 from reportjobs_operator.job_pod_fields import has_exited
 from reportjobs_operator.manifests import WorkerTemplate
@@ -276,8 +276,9 @@ class FakeStore:
         shard["metadata"]["resourceVersion"] = str(next(self._versions))
         before = (self.windows.get(shard["metadata"]["name"]) or {}).get("data") or {}
         for key, entry in (shard.get("data") or {}).items():
-            if key != EPOCH_KEY and before.get(key) != entry:
-                self.claims.append(json.loads(entry)["job"])
+            claim = claim_of(entry) if key != EPOCH_KEY and before.get(key) != entry else None
+            if claim is not None:
+                self.claims.append(claim.job_name)
         self.windows[shard["metadata"]["name"]] = shard
         self.window_history.append(copy.deepcopy(shard))
         return shard

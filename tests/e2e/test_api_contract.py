@@ -1,0 +1,35 @@
+"""The contract table of tests/contract/ on the real API server, through the gateway's own
+Kubernetes adapter (KubeStore): the behaviour the claim protocol relies on, and that the unit
+tests' fake models (tests/unit/test_fake_contract.py runs the same table on it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reportjobs_gateway.store import KubeStore
+from tests.contract.api_semantics import date_problems, dates, expected, run_rows
+
+
+@pytest.fixture
+async def store(kubeconfig: str, namespace: str, monkeypatch: pytest.MonkeyPatch) -> KubeStore:
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kube = KubeStore(namespace=namespace, api_timeout_seconds=30)
+    yield kube  # type: ignore[misc]
+    await kube.close()
+
+
+async def test_the_api_server_behaves_as_the_table_says(store: KubeStore) -> None:
+    observed = await run_rows(store, prefix="contract-")
+    differing = {
+        name: (seen, expected()[name])
+        for name, seen in observed.items()
+        if seen != expected()[name]
+    }
+    assert differing == {}, "row: (API server, table)"
+
+
+async def test_the_date_header_is_whole_seconds_and_never_goes_back(store: KubeStore) -> None:
+    seen = await dates(store, name="absent", count=20)
+    assert len(seen) == 20
+    assert date_problems(seen) == []
