@@ -37,7 +37,7 @@ from reportjobs_gateway.ports import (
     WindowShard,
 )
 from reportjobs_model.naming import is_job_name
-from reportjobs_model.reportjob import build_reportjob
+from reportjobs_model.reportjob import build_reportjob, is_accepted
 from reportjobs_model.window import (
     Claim,
     awaits_its_job,
@@ -96,6 +96,13 @@ class SubmissionGaveUp(StoreUnavailable):
     """No stable answer after MAX_ROUNDS rounds."""
 
 
+class EarlierJobNotAccepted(StoreUnavailable):
+    """The object's closed claim names a job that its operator has not accepted yet (it checks
+    that the claim names it, docs/design.md "Deleting a job"): the claim cannot be replaced
+    before, so the submission is answered 503, to be retried. Only while the operator is down
+    or far behind."""
+
+
 async def submit(
     store: JobStore,
     *,
@@ -134,9 +141,16 @@ async def submit(
                 return Submitted(job=job, created=False, lost_writes=lost)
             continue
         previous = _unfinished(data, key=key, cache=cache)
-        # Its job first: the new claim takes its place in the shard.
-        if previous and not await _job_of(store, object_id=object_id, claim=previous):
-            continue
+        # Its job first, accepted: the new claim takes its place in the shard.
+        if previous is not None:
+            earlier = await _job_of(store, object_id=object_id, claim=previous)
+            if earlier is None:
+                continue
+            if not is_accepted(earlier):
+                raise EarlierJobNotAccepted(
+                    f"the object's previous job {previous.job_name} is not accepted by the "
+                    "operator yet; retry shortly"
+                )
         claim = Claim.new(
             object_id=object_id,
             now=now,
@@ -223,8 +237,8 @@ async def _from_cache(
 
 
 def _unfinished(data: Mapping[str, str], *, key: str, cache: Cache | None) -> Claim | None:
-    """The object's closed claim, if its job is not known to exist (it may never have been
-    created): a new claim must not take its place before its job exists."""
+    """The object's closed claim, if its job is not known to exist, accepted (it may never have
+    been created): a new claim must not take its place before."""
     previous = claim_of(data[key]) if key in data else None
     if previous is None or not awaits_its_job(previous, exists=_known_to(cache)):
         return None
@@ -232,10 +246,11 @@ def _unfinished(data: Mapping[str, str], *, key: str, cache: Cache | None) -> Cl
 
 
 def _known_to(cache: Cache | None) -> Callable[[str], bool]:
-    """Whether a job is known to exist (in the cache): then its closed claim may be replaced."""
+    """Whether a job is known to exist, accepted by its operator (in the cache): then its closed
+    claim may be replaced."""
     if cache is None or not cache.ready():
         return lambda _: False
-    return lambda name: cache.job(name) is not None
+    return lambda name: (job := cache.job(name)) is not None and is_accepted(job)
 
 
 async def _written(

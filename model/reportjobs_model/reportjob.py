@@ -77,6 +77,13 @@ def is_deleting(reportjob: ReportJobBody) -> bool:
     return metadata_of(reportjob).get("deletionTimestamp") is not None
 
 
+def is_accepted(reportjob: ReportJobBody) -> bool:
+    """Whether the operator has taken it on (it has a status phase): it checked, on a read made
+    after the ReportJob was created, that its claim names it. Until then its claim stays in its
+    shard (docs/design.md, "Deleting a job")."""
+    return "phase" in status_of(reportjob)
+
+
 def finalizers_of(reportjob: ReportJobBody) -> list[str]:
     return [str(name) for name in metadata_of(reportjob).get("finalizers") or []]
 

@@ -149,6 +149,14 @@ def open_claim(data: Mapping[str, str], *, key: str, now: float) -> Claim | None
     return claim if claim is not None and claim.is_open(now=now) else None
 
 
+def names_its_job(shard: Mapping[str, Any] | None, *, job_name: str) -> bool:
+    """Whether the shard (as read) holds the claim that names `job_name`."""
+    key = place_of_job(job_name)[1]
+    data = (shard or {}).get("data") or {}
+    claim = claim_of(data[key]) if key in data else None
+    return claim is not None and claim.job_name == job_name
+
+
 def _never(_: str) -> bool:
     return False
 

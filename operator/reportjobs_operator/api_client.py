@@ -96,6 +96,9 @@ class KubeApi:
         except (Invalid, NotFound) as exc:  # a test failed (422), or it is gone
             raise Conflict(exc.reason) from exc
 
+    async def get_window_shard(self, *, name: str) -> Obj | None:
+        return await self._read(paths.configmaps(self._namespace, name))
+
     async def get_job(self, *, name: str) -> Obj | None:
         return await self._read(paths.jobs(self._namespace, name))
 

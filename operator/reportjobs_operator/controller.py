@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from reportjobs_kube.client import KubeClient
 from reportjobs_kube.informer import running
+from reportjobs_model.reportjob import is_accepted
 from reportjobs_model.shards import selector_of, shard_of
 from reportjobs_operator.api_client import KubeApi
 from reportjobs_operator.deliveries import Deliveries, ShardAccess
@@ -96,6 +97,7 @@ class Replica:
         self._sweep = WindowSweep(
             api=KubeApi(client=client, namespace=config.namespace),
             indexed=self._indexed,
+            accepted=self._accepted,
             owns=self.owns,
         )
         QUEUE_DEPTH.set_function(lambda: sum(len(s.queue) for s in self._shards.values()))
@@ -120,6 +122,12 @@ class Replica:
             if shard.synced:
                 names |= shard.index.reportjob_names()
         return names
+
+    def _accepted(self, name: str) -> bool:
+        """Whether the ReportJob of this name is in an index, accepted (reconcile.py)."""
+        shard = self._shards.get(shard_of(name, shards=self._config.shards))
+        reportjob = None if shard is None else shard.index.reportjob(name)
+        return reportjob is not None and is_accepted(reportjob)
 
     def _count(self, position: int) -> int:
         """Objects of one kind over the shards' indexes (position in Index.informers)."""

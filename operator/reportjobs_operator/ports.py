@@ -43,6 +43,10 @@ class ReconcileApi(Protocol):
         """A fresh read, after a create met an existing Job."""
         ...
 
+    async def get_window_shard(self, *, name: str) -> Obj | None:
+        """A fresh read of a window shard (None: absent), before a ReportJob is taken on."""
+        ...
+
     async def create_job(self, *, body: Obj) -> Obj:
         """Raises Conflict when a Job of that name exists."""
         ...

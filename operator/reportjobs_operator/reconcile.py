@@ -19,6 +19,7 @@ from reportjobs_model.reportjob import (
     ReportJobBody,
     finalizers_of,
     holds_its_claim,
+    is_accepted,
     is_cancel_requested,
     is_deleting,
     name_of,
@@ -28,6 +29,7 @@ from reportjobs_model.reportjob import (
     window_end_unix,
 )
 from reportjobs_model.timestamps import parse_rfc3339, utc_now
+from reportjobs_model.window import names_its_job, place_of_job
 from reportjobs_operator.events import ACCEPTED, JOB_CREATED, build_event, reason_of_phase
 from reportjobs_operator.job_pod_fields import (
     has_exited,
@@ -182,6 +184,15 @@ class _Pass:
                 return
             if not self.released(name):  # created by a gateway of before the finalizer
                 reportjob = await self._hold(reportjob)
+        ended = _phase(reportjob).is_terminal or is_cancel_requested(reportjob) or deleting
+        if not is_accepted(reportjob) and not ended and not await self._claimed(reportjob):
+            log.warning(
+                "ReportJob %s was created again after its claim was gone (it had been "
+                "deleted): deleting it without running it",
+                name,
+            )
+            await self.api.delete_reportjob(name=name, uid=uid_of(reportjob))
+            return
         if "phase" not in status_of(reportjob):
             spec = spec_of(reportjob)
             await self._tell(
@@ -191,7 +202,6 @@ class _Pass:
                 f" s, dedup window {spec.get('windowSeconds')} s",
             )
         job = await self._owned(reportjob, self.cache.job(name))
-        ended = _phase(reportjob).is_terminal or is_cancel_requested(reportjob) or deleting
         if job is None and not ended:
             job = await self._create_job(reportjob)
         sleep = status_of(reportjob).get("sleepSeconds")
@@ -214,6 +224,16 @@ class _Pass:
                 await self._tell(reportjob, reason, str(status.get("message", reason)))
         if Phase(status["phase"]).is_terminal:
             await self._clean_up(reportjob, job)
+
+    async def _claimed(self, reportjob: Obj) -> bool:
+        """Whether its claim names it, on a read made now (after it was created). A claim is
+        removed only once its job is accepted (windows.py) or, deleted, held until the claim is
+        gone: so a ReportJob not accepted yet whose claim is gone was created again, from a
+        claim read before it went, after it had been deleted (docs/design.md, "Deleting a
+        job")."""
+        name = name_of(reportjob)
+        shard = await self.api.get_window_shard(name=place_of_job(name)[0])
+        return names_its_job(shard, job_name=name)
 
     async def _hold(self, reportjob: Obj) -> Obj:
         """Add the claim finalizer (to a ReportJob created without it)."""

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def pruning_write(shard: Obj, *, now: float, exists: Callable[[str], bool]) -> ShardWrite | None:
-    """The write that removes the shard's closed claims whose job exists; None when none
-    goes."""
+    """The write that removes the shard's closed claims whose job exists and is accepted
+    (`exists`); None when none goes."""
     keys = prunable(shard.get("data") or {}, now=now, exists=exists)
     return removal_write(shard, keys=keys) if keys else None
 
@@ -52,18 +52,22 @@ class WindowSweep:
     """One `run()` per resync; `released(name)` tells retention a ReportJob's claim is gone.
 
     `indexed()` gives the names of the ReportJobs in the indexes of the shards this replica
-    holds, at the moment; `owns(name)` whether it acts on that name now (a claim of another
-    replica's shard is left to it, and is asked again right before a create is sent)."""
+    holds, at the moment; `accepted(name)` whether the one of that name is accepted (its
+    operator checked that its claim names it, reconcile.py: until then its claim stays);
+    `owns(name)` whether it acts on that name now (a claim of another replica's shard is left to
+    it, and is asked again right before a create is sent)."""
 
     def __init__(
         self,
         *,
         api: WindowApi,
         indexed: Callable[[], Set[str]],
+        accepted: Callable[[str], bool],
         owns: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self._api = api
         self._indexed = indexed
+        self._accepted = accepted
         self._owns = owns
         self._missing: set[str] = set()
         self._released: Set[str] = frozenset()
@@ -92,7 +96,9 @@ class WindowSweep:
                 if claim.job_name in self._missing:
                     body = build_reportjob(object_id=claim.object_id, claim=claim)
                     completed += await self._complete(body)
-            write = pruning_write(shard, now=now, exists=indexed.__contains__)
+            write = pruning_write(
+                shard, now=now, exists=lambda name: name in indexed and self._accepted(name)
+            )
             if write is not None:
                 try:
                     await self._write(shard["metadata"]["name"], write)

@@ -16,8 +16,8 @@ from reportjobs_gateway.ports import AlreadyExists, Read, ReportJob, Stale, Stor
 from reportjobs_kube.client import encode_body
 from reportjobs_model.crd import FINALIZER
 from reportjobs_model.reportjob import is_deleting
-from reportjobs_model.timestamps import format_rfc3339, format_unix
-from reportjobs_model.window import EPOCH_KEY, Patch, claim_of
+from reportjobs_model.timestamps import format_rfc3339, format_unix, unix_of
+from reportjobs_model.window import EPOCH_KEY, Claim, Patch, claim_of, place_of_job
 from reportjobs_operator.api_client import finalizers_patch
 from reportjobs_operator.job_pod_fields import has_exited
 from reportjobs_operator.manifests import WorkerTemplate
@@ -161,9 +161,12 @@ class FakeStore:
     admission webhooks or a slow etcd would.
     """
 
-    def __init__(self, *, now: float, pause: Pause = _yield) -> None:
+    def __init__(self, *, now: float, pause: Pause = _yield, accepts: bool = True) -> None:
+        """`accepts`: an operator takes every ReportJob on as it is created (it gets a status
+        phase); False: none does (a test plays the operator)."""
         self.now = now
         self.pause = pause
+        self.accepts = accepts
         self.objects: dict[str, ReportJob] = {}
         self.windows: dict[str, Obj] = {}
         """Window shards (ConfigMaps) by name."""
@@ -202,6 +205,8 @@ class FakeStore:
         obj["metadata"].update(
             uid=new_uid(), creationTimestamp=stamp(math.floor(created)), resourceVersion="1"
         )
+        if self.accepts:
+            obj.setdefault("status", {"phase": "Pending"})
         self.objects[obj["metadata"]["name"]] = obj
         return obj
 
@@ -348,15 +353,34 @@ class FakeOperatorApi:
         self.calls: list[str] = []
         self.events: dict[str, Obj] = {}
         self.status_conflicts = 0
+        self.windows: dict[str, Obj] = {}
+        """Window shards: the claims of the ReportJobs added (`add_reportjob`)."""
         self._versions = itertools.count(100)
 
-    def add_reportjob(self, rj: Obj) -> Obj:
+    def add_reportjob(self, rj: Obj, *, claimed: bool = True) -> Obj:
+        """A ReportJob, and (`claimed`) the claim that names it in its shard."""
         rj = copy.deepcopy(rj)
         rj["metadata"].setdefault("uid", new_uid())
         rj["metadata"].setdefault("resourceVersion", "1")
         rj["metadata"].setdefault("generation", 1)
-        self.reportjobs[rj["metadata"]["name"]] = rj
+        name = rj["metadata"]["name"]
+        self.reportjobs[name] = rj
+        if claimed:
+            shard, key = place_of_job(name)
+            claim = Claim(
+                job_name=name,
+                accepted_at=int(unix_of(rj["spec"]["acceptedAt"])),
+                window_seconds=rj["spec"]["windowSeconds"],
+                timeout_seconds=rj["spec"]["timeoutSeconds"],
+                object_id=rj["spec"]["objectId"],
+            )
+            self.windows.setdefault(shard, {"metadata": {"name": shard}, "data": {}})
+            self.windows[shard]["data"][key] = claim.to_entry()
         return rj
+
+    async def get_window_shard(self, *, name: str) -> Obj | None:
+        self.calls.append(f"get_window_shard {name}")
+        return copy.deepcopy(self.windows.get(name))
 
     def add_job(self, job: Obj) -> Obj:
         job = copy.deepcopy(job)

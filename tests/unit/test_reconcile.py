@@ -13,6 +13,8 @@ W = 300
 B = 5_666_666
 NOW = datetime.fromtimestamp(B * W + 100, UTC)
 NAME = "rj-a-1"
+SHARD = "reportjobs-windows-a"
+"""Where NAME's claim is (window.place_of_job)."""
 
 POLICY = Policy(
     sleep_min_seconds=15,
@@ -81,7 +83,11 @@ async def test_the_sleep_is_drawn_once_and_persisted_with_the_job() -> None:
     api, _cache, reconciler, draws, _ = _setup()
     await _reconcile(reconciler)
     assert draws.calls == [(15, 40)]
-    assert api.calls == [f"create_job {NAME}", f"replace_status {NAME}"]
+    assert api.calls == [
+        f"get_window_shard {SHARD}",
+        f"create_job {NAME}",
+        f"replace_status {NAME}",
+    ]
     job = api.jobs[NAME]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "23"
     assert job["metadata"]["annotations"]["reportjobs.io/sleep-seconds"] == "23"
@@ -272,6 +278,7 @@ async def test_a_whole_life_within_the_request_budget() -> None:
     assert api.reportjobs[NAME]["status"]["phase"] == "Succeeded"
     assert api.reportjobs[NAME]["status"]["pods"] == ["p"]
     assert api.calls == [
+        f"get_window_shard {SHARD}",  # its claim names it: taken on
         f"create_job {NAME}",
         f"replace_status {NAME}",  # Pending, the sleep and the Job
         f"replace_status {NAME}",  # Running
@@ -350,6 +357,43 @@ async def test_a_reportjob_of_before_the_finalizer_gets_it() -> None:
     await _reconcile(reconciler)
     assert api.reportjobs[NAME]["metadata"]["finalizers"] == [FINALIZER]
     assert api.calls[0] == f"set_finalizers {NAME} {[FINALIZER]}"
+
+
+async def test_a_reportjob_created_again_after_its_claim_went_is_deleted_not_run() -> None:
+    """Deleted, its claim pruned, it went; a creator that read the claim before then creates
+    it again: the operator, which takes a ReportJob on only if its claim names it on a read made
+    after its create, deletes it instead of running it."""
+    api = FakeOperatorApi()
+    rj = api.add_reportjob(reportjob(name=NAME, created=B * W + 50, window=W), claimed=False)
+    cache = FakeCache(api)
+    draws = Draws(23)
+    reconciler = Reconciler(
+        api=api, cache=cache, policy=POLICY, released=lambda _: True, draw=draws, clock=lambda: NOW
+    )
+    await _reconcile(reconciler, cache)
+    assert api.jobs == {}
+    assert draws.calls == []
+    assert is_deleting(api.reportjobs[NAME])
+    await _reconcile(reconciler, cache)  # deleting: Cancelled, and gone (its claim is)
+    assert api.reportjobs == {}
+    assert api.calls == [
+        f"get_window_shard {SHARD}",
+        f"delete_reportjob {NAME}",
+        f"replace_status {NAME}",
+        f"set_finalizers {NAME} []",
+    ]
+    assert rj["metadata"]["uid"]
+
+
+async def test_a_claim_naming_another_job_of_the_object_is_not_its_claim() -> None:
+    api = FakeOperatorApi()
+    api.add_reportjob(reportjob(name="rj-a-2", created=B * W + 52, window=W))  # a later claim
+    api.add_reportjob(reportjob(name=NAME, created=B * W + 50, window=W), claimed=False)
+    cache = FakeCache(api)
+    reconciler = Reconciler(api=api, cache=cache, policy=POLICY, released=lambda _: False)
+    await _reconcile(reconciler, cache)
+    assert NAME not in api.jobs
+    assert is_deleting(api.reportjobs[NAME])
 
 
 async def test_a_lost_finalizer_write_is_read_again() -> None:

@@ -5,7 +5,13 @@ import asyncio
 import pytest
 
 from reportjobs_gateway.ports import Stale
-from reportjobs_gateway.submission import SubmissionGaveUp, Submitted, create_job, submit
+from reportjobs_gateway.submission import (
+    EarlierJobNotAccepted,
+    SubmissionGaveUp,
+    Submitted,
+    create_job,
+    submit,
+)
 from reportjobs_model.naming import job_name, object_hash
 from reportjobs_model.shards import bucket_of
 from reportjobs_model.window import EPOCH_KEY, FIRST_EPOCH, claim_of, entry_key, shard_name
@@ -205,3 +211,36 @@ async def test_gives_up_after_bounded_rounds() -> None:
             store, object_id="invoice-42", timeout_seconds=60, window_seconds=W, max_rounds=3
         )
     assert store.calls.count("patch_window") == 3
+
+
+async def test_a_closed_claim_whose_job_is_not_accepted_yet_is_not_replaced() -> None:
+    """Its operator has not checked yet that the claim names the job: replacing the claim now
+    would make the job look created again after a deletion. 503 until it is accepted."""
+    store = FakeStore(now=T0 + 0.2, accepts=False)
+    first = await _submit(store)
+    store.now += W + 1
+    with pytest.raises(EarlierJobNotAccepted, match="not accepted by the operator yet"):
+        await _submit(store)
+    assert claim_of(store.windows[SHARD]["data"][KEY]).job_name == first.job["metadata"]["name"]
+    store.objects[first.job["metadata"]["name"]]["status"] = {"phase": "Running"}
+    again = await _submit(store)
+    assert again.created
+    assert again.job["metadata"]["name"] != first.job["metadata"]["name"]
+
+
+async def test_a_claim_holding_characters_go_escapes_is_claimed_again_after_its_window() -> None:
+    """`&`, `<`, `>`, non-ASCII: the entry is written so that the API server's test of it
+    matches (the fake compares bytes as the server does)."""
+    object_id, callback = "a&b<c>é😀\x01\x7f", "https://example.com/h?a=1&b=<2>"
+    store = FakeStore(now=T0 + 0.2)
+    first = await submit(
+        store, object_id=object_id, timeout_seconds=60, window_seconds=W, callback_url=callback
+    )
+    await create_job(store, first.job)
+    store.now += W + 1
+    again = await submit(
+        store, object_id=object_id, timeout_seconds=60, window_seconds=W, callback_url=callback
+    )
+    assert again.created
+    assert again.lost_writes == 0
+    assert store.calls[-1] == f"patch_window {shard_name(object_id)}"

@@ -55,8 +55,13 @@ async def _job(store: FakeStore, object_id: str, accepted: int) -> str:
     return claim.job_name
 
 
+def _taken_on(_: str) -> bool:
+    """Every ReportJob is accepted by its operator (reconcile.py)."""
+    return True
+
+
 def _sweep(store: FakeStore) -> WindowSweep:
-    return WindowSweep(api=store, indexed=lambda: set(store.objects))
+    return WindowSweep(api=store, indexed=lambda: set(store.objects), accepted=_taken_on)
 
 
 async def test_closed_claims_are_pruned_once_their_job_exists() -> None:
@@ -100,6 +105,7 @@ async def test_a_claim_left_without_its_job_is_completed_then_pruned() -> None:
     assert store.objects[claim.job_name] == {
         **build_reportjob(object_id="a", claim=claim),
         "metadata": store.objects[claim.job_name]["metadata"],
+        "status": {"phase": "Pending"},  # its operator took it on
     }
     assert store.objects[claim.job_name]["spec"]["objectId"] == "a"
 
@@ -112,7 +118,7 @@ async def test_a_job_created_meanwhile_is_not_created_again() -> None:
     claim = _claim("a", T0)
     await _shard(store, "reportjobs-windows-00", {"a": claim.to_entry()})
     indexed: set[str] = set()
-    sweep = WindowSweep(api=store, indexed=lambda: indexed)
+    sweep = WindowSweep(api=store, indexed=lambda: indexed, accepted=_taken_on)
     await sweep.run()
     await _job(store, "a", T0)  # the gateway's create, not in the index yet
     assert (await sweep.run()).completed == 0
@@ -142,7 +148,7 @@ async def test_released_are_the_indexed_jobs_whose_claim_the_list_did_not_show()
     await _shard(store, "reportjobs-windows-00", {"b": _entry("b", T0 + 25)})
     late = _claim("c", T0 + 29).job_name
     snapshots = iter([{gone, held}, {gone, held, late}])  # `late` arrives during the list
-    sweep = WindowSweep(api=store, indexed=lambda: next(snapshots))
+    sweep = WindowSweep(api=store, indexed=lambda: next(snapshots), accepted=_taken_on)
     assert not sweep.released(gone)  # nothing is released before a sweep
     await sweep.run()
     assert sweep.released(gone)
@@ -174,7 +180,9 @@ async def test_a_claim_of_another_object_since_the_list_does_not_stop_the_prunin
         _patch(current, key="x", entry=_entry("x", T0 + 19)),
         based_on="",
     )
-    swept = await WindowSweep(api=_Stale(store, listed), indexed=lambda: set(store.objects)).run()
+    swept = await WindowSweep(
+        api=_Stale(store, listed), indexed=lambda: set(store.objects), accepted=_taken_on
+    ).run()
     assert swept.pruned == 1
     assert set(_claims(store, "reportjobs-windows-00")) == {"x"}
 
@@ -187,7 +195,9 @@ async def test_a_new_claim_of_the_object_since_the_list_is_left_alone() -> None:
     await store.patch_window(
         "reportjobs-windows-00", _patch(current, key="a", entry=again), based_on=""
     )
-    swept = await WindowSweep(api=_Stale(store, listed), indexed=lambda: set(store.objects)).run()
+    swept = await WindowSweep(
+        api=_Stale(store, listed), indexed=lambda: set(store.objects), accepted=_taken_on
+    ).run()
     assert swept.pruned == 0
     assert store.windows["reportjobs-windows-00"]["data"] == {"a": again, EPOCH_KEY: FIRST_EPOCH}
 
@@ -284,3 +294,19 @@ def _listing(shards: list[dict[str, Any]]) -> Any:
         return shards, T0 + 11.5
 
     return listing
+
+
+async def test_the_closed_claim_of_a_job_not_accepted_yet_stays() -> None:
+    """Until its operator has checked that its claim names it, a ReportJob's claim stays: the
+    check tells a ReportJob created again after its deletion (no claim) from one not taken on
+    yet."""
+    store = FakeStore(now=T0 + 11.5)
+    name = await _job(store, "a", T0)
+    await _shard(store, "reportjobs-windows-00", {"a": _entry("a", T0)})
+    accepted: set[str] = set()
+    sweep = WindowSweep(
+        api=store, indexed=lambda: set(store.objects), accepted=accepted.__contains__
+    )
+    assert (await sweep.run()).pruned == 0
+    accepted.add(name)
+    assert (await sweep.run()).pruned == 1

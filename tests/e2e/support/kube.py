@@ -53,6 +53,35 @@ class Cluster:
                 return None
             raise
 
+    def release_reportjobs(self, namespace: str) -> int:
+        """Remove every ReportJob's finalizers in a namespace being deleted (its operator is
+        going or gone, and nothing holds the claims any more): the namespace can go. How many
+        were patched."""
+        patched = 0
+        try:
+            items = self.reportjobs(namespace)
+        except ApiException as error:
+            if error.status == 404:  # no CRD, or no namespace: nothing to release
+                return 0
+            raise
+        for item in items:
+            if not item["metadata"].get("finalizers"):
+                continue
+            try:
+                self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    item["metadata"]["name"],
+                    [{"op": "remove", "path": "/metadata/finalizers"}],
+                )
+                patched += 1
+            except ApiException as error:
+                if error.status not in (404, 422):  # gone, or its finalizers went meanwhile
+                    raise
+        return patched
+
     def jobs(self, namespace: str) -> list[client.V1Job]:
         return list(self.batch.list_namespaced_job(namespace).items)
 
