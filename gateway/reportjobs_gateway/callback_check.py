@@ -1,5 +1,6 @@
 """The submission-time check of a callback_url: its form, then every address its host resolves
-to now (the operator checks again at delivery, on the addresses it connects to)."""
+to now (the operator checks again at delivery, on the addresses it connects to). Every input
+ends in an answer (a refusal or None), never an exception: a refusal is a 422."""
 
 import asyncio
 import socket
@@ -24,4 +25,6 @@ async def callback_refusal(url: str, *, policy: AddressPolicy) -> str | None:
             )
     except (OSError, TimeoutError):
         return f"callback_url host {host!r} does not resolve"
+    except ValueError:  # UnicodeError of IDNA, a NUL: the form check above refuses them first
+        return f"callback_url host {host!r} is not a valid host name"
     return policy.refusal(host=host, addresses=[str(info[4][0]) for info in found])

@@ -39,10 +39,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorPublic, "description": "Invalid request"},
     503: {"model": ErrorPublic, "description": "Kubernetes API unavailable"},
 }
+# A schema-valid body may still be refused: no schema can say where a URL's host points.
+CALLBACK_REFUSED = (
+    "Invalid request. Also for a body the schema accepts whose `callback_url` is refused (its "
+    "issue's `loc` ends in `callback_url`): for its form (not an http or https URL, "
+    "credentials, a malformed host name or IP literal) or for its address: its host does not "
+    "resolve, or resolves to an address that is not public (loopback, private, link-local, "
+    "shared, multicast, documentation or another special-purpose range) or to the cluster's "
+    "own ranges, unless the release allows it (callback allowedCIDRs, allowedHosts)."
+)
 _SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"description": "A new job was created"},
     200: {"model": JobPublic, "description": "Deduplicated: the job created within the window"},
     **_ERRORS,
+    422: {"model": ValidationErrorPublic, "description": CALLBACK_REFUSED},
 }
 
 
