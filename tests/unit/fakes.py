@@ -168,6 +168,10 @@ class FakeStore:
         self.pause = pause
         self.accepts = accepts
         self.objects: dict[str, ReportJob] = {}
+        self.created: list[str] = []
+        """The name of every ReportJob created, in order (a name twice: created again)."""
+        self.ever: dict[str, ReportJob] = {}
+        """Every ReportJob ever created, the first of each name (deleted ones too)."""
         self.windows: dict[str, Obj] = {}
         """Window shards (ConfigMaps) by name."""
         self.claims: list[str] = []
@@ -208,6 +212,8 @@ class FakeStore:
         if self.accepts:
             obj.setdefault("status", {"phase": "Pending"})
         self.objects[obj["metadata"]["name"]] = obj
+        self.created.append(obj["metadata"]["name"])
+        self.ever.setdefault(obj["metadata"]["name"], obj)
         return obj
 
     async def request_cancel(self, name: str, *, uid: str) -> ReportJob | None:
