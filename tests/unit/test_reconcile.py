@@ -257,8 +257,9 @@ async def test_a_job_still_active_when_its_reportjob_ended_is_stopped_not_delete
 
 
 async def test_a_whole_life_within_the_request_budget() -> None:
-    """Accepted → Job → pod pending → running → exited → Complete → pods deleted: at most 6
-    requests (the e2e test_request_budget.py counts the same on a real API server)."""
+    """Accepted (its claim checked) → Job → pod pending → running → exited → Complete → pods
+    deleted: at most 7 requests (the e2e test_request_budget.py counts the same on a real API
+    server)."""
     api, cache, reconciler, _, _ = _setup()
     await _reconcile(reconciler, cache)
     await _reconcile(reconciler, cache)  # the Job's ADDED event
