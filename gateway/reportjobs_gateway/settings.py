@@ -33,7 +33,7 @@ class GatewaySettings(BaseSettings):
     # smaller of what it asks and this.
     max_wait_seconds: int = Field(default=60, ge=1, le=60)
     # Callback URLs (reportjobs_model.callbacks): what lets a non-public address through, and
-    # the cluster's own ranges to refuse besides the private ones (JSON lists).
+    # the cluster's own ranges to refuse besides the non-global ones (JSON lists).
     callback_allowed_cidrs: list[str] = Field(default_factory=list)
     callback_allowed_hosts: list[str] = Field(default_factory=list)
     callback_blocked_cidrs: list[str] = Field(default_factory=list)
