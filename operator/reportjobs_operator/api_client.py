@@ -12,7 +12,7 @@ from reportjobs_kube.errors import Conflict as KubeConflict
 from reportjobs_kube.errors import Invalid, NotFound
 from reportjobs_model import labels
 from reportjobs_model.window import Patch
-from reportjobs_operator.job_pod_fields import UNEXITED_PHASES
+from reportjobs_operator.job_pod_fields import STOPPED_DEADLINE, UNEXITED_PHASES
 from reportjobs_operator.ports import Conflict, Fenced, Obj
 
 WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
@@ -110,7 +110,7 @@ class KubeApi:
 
     async def stop_job(self, *, name: str, uid: str) -> Obj:
         # A uid that differs from the stored one is refused (uid is immutable): 422.
-        patch = {"metadata": {"uid": uid}, "spec": {"activeDeadlineSeconds": 1}}
+        patch = {"metadata": {"uid": uid}, "spec": {"activeDeadlineSeconds": STOPPED_DEADLINE}}
         path = paths.jobs(self._namespace, name)
         try:
             return await self._write("PATCH", path, patch, content_type=MERGE_PATCH)

@@ -34,6 +34,15 @@ def true_condition(job: Body, kind: str) -> Mapping[str, Any] | None:
     return None
 
 
+STOPPED_DEADLINE = 1
+"""The activeDeadlineSeconds a stopped Job is given (the Job controller then fails it)."""
+
+
+def is_stopping(job: Body) -> bool:
+    """Stopped already: its Job controller is failing it (its event comes back)."""
+    return (job.get("spec") or {}).get("activeDeadlineSeconds") == STOPPED_DEADLINE
+
+
 def is_finished(job: Body) -> bool:
     """Complete or Failed: the Job controller starts no more pods for it."""
     return any(true_condition(job, kind) is not None for kind in ("Complete", "Failed"))

@@ -35,6 +35,7 @@ from reportjobs_operator.job_pod_fields import (
     has_exited,
     is_controlled_by,
     is_finished,
+    is_stopping,
     sleep_seconds_of,
 )
 from reportjobs_operator.job_pod_fields import is_deleting as is_going
@@ -329,8 +330,9 @@ class _Pass:
         claim meets it (docs/design.md, "Deleting a job")."""
         name = name_of(reportjob)
         if job is not None and not is_finished(job):
-            log.info("stopping the Job of %s, which ended before its Job did", name)
-            self.cache.remember(await self.api.stop_job(name=name_of(job), uid=uid_of(job)))
+            if not is_stopping(job):  # once: a pass before the Job controller's answer waits
+                log.info("stopping the Job of %s, which ended before its Job did", name)
+                self.cache.remember(await self.api.stop_job(name=name_of(job), uid=uid_of(job)))
             return  # the Job controller fails it and deletes its pods; its event comes back
         pods = self.cache.pods_of(name) if job is not None else []
         if exited := _exited(pods):  # at once: nothing runs in them

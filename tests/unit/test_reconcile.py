@@ -502,3 +502,12 @@ async def test_a_timeout_is_a_warning_event() -> None:
     timed_out = api.events[f"{NAME}.timedout"]
     assert (timed_out["reason"], timed_out["type"]) == ("TimedOut", "Warning")
     assert timed_out["message"].startswith("TimedOut")
+
+
+async def test_a_job_is_stopped_once_while_its_job_controller_fails_it() -> None:
+    api, cache, reconciler, _, added = _setup()
+    await _reconcile(reconciler)  # its Job is created
+    await api.delete_reportjob(name=NAME, uid=added["metadata"]["uid"])
+    for _ in range(3):  # passes before the Job controller's Failed comes back
+        await _reconcile(reconciler, cache)
+    assert api.calls.count(f"stop_job {NAME}") == 1
