@@ -69,12 +69,16 @@ class KubeStore:
 
     async def request_cancel(self, name: str, *, uid: str) -> ReportJob | None:
         """spec.cancel = true on the ReportJob of this uid (a merge patch; None when it is gone,
-        or is another ReportJob of that name: a uid differs, which the server refuses)."""
+        or is another ReportJob of that name: a uid differs, which the server refuses with 422,
+        "field is immutable", as tests/contract/ shows)."""
         patch = {"metadata": {"uid": uid}, "spec": {"cancel": True}}
         path = paths.reportjobs(self._namespace, name)
+        refused = (NotFound, Conflict, Invalid)
         try:
-            data, _ = await self._call("PATCH", path, body=patch, content_type=MERGE_PATCH)
-        except (NotFound, Conflict):
+            data, _ = await self._call(
+                "PATCH", path, body=patch, content_type=MERGE_PATCH, passed=refused
+            )
+        except refused:
             return None
         if self._write_through is not None:
             self._write_through.job_written(data)

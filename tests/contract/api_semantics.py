@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from reportjobs_gateway.ports import AlreadyExists, Read, Stale
+from reportjobs_model.crd import FINALIZER
+from reportjobs_model.reportjob import build_reportjob
 from reportjobs_model.window import Claim, build_window_shard
 
 Outcome = Literal["applied", "refused", "exists"]
@@ -249,3 +251,58 @@ def date_problems(seen: list[float]) -> list[str]:
         f"{later} after {earlier}" for earlier, later in itertools.pairwise(seen) if later < earlier
     ]
     return problems
+
+
+class JobsStore(Protocol):
+    """What the ReportJob rows use of the gateway's JobStore port."""
+
+    async def create(self, body: dict[str, Any]) -> Read: ...
+
+    async def get(self, name: str) -> Read: ...
+
+    async def request_cancel(self, name: str, *, uid: str) -> dict[str, Any] | None: ...
+
+
+def _reportjob(object_id: str) -> dict[str, Any]:
+    claim = Claim.new(
+        object_id=object_id, now=1_700_000_000, window_seconds=300, timeout_seconds=60
+    )
+    return build_reportjob(object_id=object_id, claim=claim)
+
+
+async def reportjob_rows(store: JobsStore) -> dict[str, str]:
+    """The ReportJob requests of the protocol: a create of a taken name, a cancel of the object
+    of another uid (a ReportJob deleted and created again under its name), and of its own."""
+    observed: dict[str, str] = {}
+    created = (await store.create(_reportjob("contract-a"))).obj
+    assert created is not None
+    try:
+        await store.create(_reportjob("contract-a"))
+        observed["create-existing-name"] = "applied"
+    except AlreadyExists:
+        observed["create-existing-name"] = "exists"
+    name, uid = created["metadata"]["name"], created["metadata"]["uid"]
+    other = await store.request_cancel(name, uid="00000000-0000-0000-0000-000000000000")
+    observed["cancel-another-uid"] = "refused" if other is None else "applied"
+    own = await store.request_cancel(name, uid=uid)
+    observed["cancel-its-uid"] = (
+        "applied" if own is not None and own["spec"].get("cancel") else "refused"
+    )
+    gone = await store.request_cancel("rj-000000000000000000000000-1", uid=uid)
+    observed["cancel-absent"] = "refused" if gone is None else "applied"
+    read = await store.get(name)
+    observed["finalizer-kept"] = (
+        "applied"
+        if read.obj and read.obj["metadata"].get("finalizers") == [FINALIZER]
+        else "refused"
+    )
+    return observed
+
+
+REPORTJOB_EXPECTED = {
+    "create-existing-name": "exists",
+    "cancel-another-uid": "refused",
+    "cancel-its-uid": "applied",
+    "cancel-absent": "refused",
+    "finalizer-kept": "applied",
+}

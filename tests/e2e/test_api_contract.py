@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 
 from reportjobs_gateway.store import KubeStore
-from tests.contract.api_semantics import date_problems, dates, expected, run_rows
+from tests.contract.api_semantics import (
+    REPORTJOB_EXPECTED,
+    date_problems,
+    dates,
+    expected,
+    reportjob_rows,
+    run_rows,
+)
 
 
 @pytest.fixture
@@ -33,3 +40,10 @@ async def test_the_date_header_is_whole_seconds_and_never_goes_back(store: KubeS
     seen = await dates(store, name="absent", count=20)
     assert len(seen) == 20
     assert date_problems(seen) == []
+
+
+async def test_reportjob_requests_behave_as_the_table_says(
+    store: KubeStore, crd: dict[str, object]
+) -> None:
+    observed = await reportjob_rows(store)
+    assert observed == REPORTJOB_EXPECTED

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.contract.api_semantics import date_problems, dates, expected, run_rows
+from tests.contract.api_semantics import (
+    REPORTJOB_EXPECTED,
+    date_problems,
+    dates,
+    expected,
+    reportjob_rows,
+    run_rows,
+)
 from tests.unit.fakes import FakeStore, apply_json_patch, decoded_equal
 
 
@@ -44,3 +51,8 @@ async def test_the_table_catches_a_fake_that_differs() -> None:
     for kinder in (DecodedTests, StrictReplaces):
         observed = await run_rows(kinder(now=1_700_000_000), prefix="contract-")
         assert observed != expected(), kinder
+
+
+async def test_the_fake_agrees_on_reportjob_requests() -> None:
+    observed = await reportjob_rows(FakeStore(now=1_700_000_000))
+    assert observed == REPORTJOB_EXPECTED
