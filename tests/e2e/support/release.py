@@ -94,3 +94,33 @@ class Release:
 
     def uninstall(self) -> None:
         helmctl("uninstall", kubeconfig=self.kubeconfig, namespace=self.namespace)
+
+
+def scale_operator(
+    cluster: Cluster, namespace: str, replicas: int, *, timeout: float = 180
+) -> None:
+    """Scale the release's operator Deployment to `replicas` and wait: for 0, until no operator
+    pod is left (none terminating either: nothing of it acts any more); else until that many
+    are ready."""
+    name = next(
+        d.metadata.name
+        for d in cluster.apps.list_namespaced_deployment(namespace).items
+        if d.metadata.name.endswith("-operator")
+    )
+    cluster.apps.patch_namespaced_deployment_scale(
+        name, namespace, {"spec": {"replicas": replicas}}
+    )
+    if replicas == 0:
+        wait_until(
+            lambda: not cluster.pods(namespace, "operator"),
+            timeout=timeout,
+            interval=0.5,
+            what=f"every operator pod of {namespace} to be gone",
+        )
+    else:
+        wait_until(
+            lambda: len(cluster.ready_pods(namespace, "operator")) >= replicas,
+            timeout=timeout,
+            interval=0.5,
+            what=f"{replicas} ready operator pod(s) in {namespace}",
+        )
