@@ -190,11 +190,11 @@ def test_reportjobs_deleted_while_running_stay_cancelled_and_never_run_again(
             assert answer.status == 201, (object_id, answer.body)
             assert answer.body["job_id"] != name
             second[object_id] = answer.body["job_id"]
-        for object_id, name in second.items():
-            assert wait_terminal(gateway, name, timeout=180)["status"] == "Succeeded"
             claim = claim_of(_entry(cluster, namespace, object_id) or "")
             assert claim is not None, object_id
-            assert claim.job_name == name
+            assert claim.job_name == second[object_id]
+        for name in second.values():
+            assert wait_terminal(gateway, name, timeout=180)["status"] == "Succeeded"
         for name in names.values():  # nothing of the deleted ones came back
             assert cluster.reportjob(namespace, name) is None
             assert not cluster.worker_pods(namespace, name)
