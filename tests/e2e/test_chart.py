@@ -72,6 +72,8 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     # It creates the ReportJob of a claim found without one (its gateway died after the 201).
     assert can_i(cluster, namespace, operator, "create", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, operator, "update", "reportjobs", "reportjobs.io")
+    # It patches a ReportJob's claim finalizer (docs/design.md, "Deleting a job").
+    assert can_i(cluster, namespace, operator, "patch", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, operator, "get", "secrets")
     assert not can_i(cluster, "default", operator, "create", "jobs", "batch")
     # The dedup window shards: the gateway reads and replaces them by name only, and deletes
@@ -90,7 +92,7 @@ def test_rbac_is_least_privilege(deploy_release: DeployRelease, cluster: Cluster
     assert not can_i(cluster, namespace, gateway, "delete", "configmaps", name=shard)
     assert not can_i(cluster, namespace, gateway, "delete", "reportjobs", "reportjobs.io")
     assert not can_i(cluster, namespace, gateway, "update", "leases", "coordination.k8s.io")
-    for verb in ("update", "patch"):
+    for verb in ("get", "update", "patch"):  # get: a job's claim, before it is taken on
         assert can_i(cluster, namespace, operator, verb, "configmaps", name=shard)
         assert not can_i(cluster, namespace, operator, verb, "configmaps", name=other)
     assert not can_i(cluster, namespace, operator, "delete", "configmaps", name=shard)
