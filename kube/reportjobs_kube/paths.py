@@ -37,7 +37,10 @@ def _named(collection: str, name: str) -> str:
     return f"{collection}/{name}" if name else collection
 
 
-def delete_options(*, uid: str) -> dict[str, Any]:
-    """Delete only the object of this uid (not a successor of the same name); dependents are
-    collected in the background."""
-    return {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+def delete_options(*, uid: str, resource_version: str | None = None) -> dict[str, Any]:
+    """Delete only the object of this uid (not a successor of the same name), and with
+    `resource_version` only that version of it; dependents are collected in the background."""
+    preconditions = {"uid": uid}
+    if resource_version is not None:
+        preconditions["resourceVersion"] = resource_version
+    return {"preconditions": preconditions, "propagationPolicy": "Background"}

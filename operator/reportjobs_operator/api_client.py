@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from reportjobs_kube import paths
 from reportjobs_kube.client import JSON_PATCH, MERGE_PATCH, KubeClient
+from reportjobs_kube.errors import Answered, Invalid, NotFound
 from reportjobs_kube.errors import Conflict as KubeConflict
-from reportjobs_kube.errors import Invalid, NotFound
 from reportjobs_model import labels
 from reportjobs_model.window import Patch
 from reportjobs_operator.job_pod_fields import STOPPED_DEADLINE, UNEXITED_PHASES
-from reportjobs_operator.ports import Conflict, Fenced, Obj
+from reportjobs_operator.ports import Conflict, Fenced, Obj, Refused
 
 WINDOW_SHARDS = f"{labels.MANAGED_BY}={labels.GATEWAY},{labels.COMPONENT}={labels.DEDUP_WINDOWS}"
 
@@ -26,6 +26,10 @@ def finalizers_patch(*, uid: str, before: list[str], after: list[str]) -> Patch:
         {"op": "test", "path": "/metadata/finalizers", "value": before or None},
         {"op": "add", "path": "/metadata/finalizers", "value": after},
     ]
+
+
+_REFUSALS = (400, 403, 422)
+"""What a create of a Job meets when the cluster will not have it as it is."""
 
 
 def _always() -> bool:
@@ -62,11 +66,13 @@ class KubeApi:
         except KubeConflict as exc:
             raise Conflict(exc.reason) from exc
 
-    async def _delete(self, path: str, *, uid: str) -> None:
-        """A no-op when it is gone (404) or is another object of that name (409)."""
+    async def _delete(self, path: str, *, uid: str, resource_version: str | None = None) -> None:
+        """A no-op when it is gone (404) or is another object of that name, or (with
+        `resource_version`) another version of it (409)."""
         self._fence()
+        options = paths.delete_options(uid=uid, resource_version=resource_version)
         try:
-            await self._client.request("DELETE", path, body=paths.delete_options(uid=uid))
+            await self._client.request("DELETE", path, body=options)
         except (NotFound, KubeConflict):
             return
 
@@ -83,16 +89,19 @@ class KubeApi:
     async def create_reportjob(self, *, body: Obj) -> Obj:
         return await self._write("POST", paths.reportjobs(self._namespace), body)
 
-    async def delete_reportjob(self, *, name: str, uid: str) -> None:
-        await self._delete(paths.reportjobs(self._namespace, name), uid=uid)
+    async def delete_reportjob(
+        self, *, name: str, uid: str, resource_version: str | None = None
+    ) -> None:
+        path = paths.reportjobs(self._namespace, name)
+        await self._delete(path, uid=uid, resource_version=resource_version)
 
     async def set_reportjob_finalizers(
         self, *, name: str, uid: str, before: list[str], after: list[str]
-    ) -> None:
+    ) -> Obj:
         path = paths.reportjobs(self._namespace, name)
         patch = finalizers_patch(uid=uid, before=before, after=after)
         try:
-            await self._write("PATCH", path, patch, content_type=JSON_PATCH)
+            return await self._write("PATCH", path, patch, content_type=JSON_PATCH)
         except (Invalid, NotFound) as exc:  # a test failed (422), or it is gone
             raise Conflict(exc.reason) from exc
 
@@ -103,7 +112,12 @@ class KubeApi:
         return await self._read(paths.jobs(self._namespace, name))
 
     async def create_job(self, *, body: Obj) -> Obj:
-        return await self._write("POST", paths.jobs(self._namespace), body)
+        try:
+            return await self._write("POST", paths.jobs(self._namespace), body)
+        except Answered as exc:  # 409 is Conflict already
+            if exc.status in _REFUSALS:  # a quota, a policy, admission
+                raise Refused(f"{exc.status} {exc.reason}") from exc
+            raise
 
     async def delete_job(self, *, name: str, uid: str) -> None:
         await self._delete(paths.jobs(self._namespace, name), uid=uid)

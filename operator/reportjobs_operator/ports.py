@@ -15,6 +15,11 @@ class Conflict(Exception):
     """409: the name is taken, or the resourceVersion we wrote against is stale."""
 
 
+class Refused(Exception):
+    """The API server refused a write for what it is (403: a quota, a policy; 422: admission):
+    trying again later may succeed once someone changed the cluster."""
+
+
 class Fenced(Exception):
     """This replica no longer holds the shard of what it was about to write (sharding.py): the
     write was not sent."""
@@ -29,14 +34,20 @@ class ReconcileApi(Protocol):
         """Optimistic: body carries metadata.resourceVersion; raises Conflict when stale or gone."""
         ...
 
-    async def delete_reportjob(self, *, name: str, uid: str) -> None: ...
+    async def delete_reportjob(
+        self, *, name: str, uid: str, resource_version: str | None = None
+    ) -> None:
+        """Only the ReportJob of this uid (and, given, of this resourceVersion: one changed
+        since is left alone); a no-op when it is gone or changed."""
+        ...
 
     async def set_reportjob_finalizers(
         self, *, name: str, uid: str, before: list[str], after: list[str]
-    ) -> None:
+    ) -> Obj:
         """metadata.finalizers from `before` (as read) to `after`, on the ReportJob of this uid
         (a JSON patch that tests both); raises Conflict when either changed meanwhile or it is
-        gone. Its watch brings the change (a deleted one is gone once its last finalizer is)."""
+        gone (or, adding one, when it is being deleted). The ReportJob as written (a deleted
+        one is gone once its last finalizer is)."""
         ...
 
     async def get_job(self, *, name: str) -> Obj | None:
@@ -48,7 +59,8 @@ class ReconcileApi(Protocol):
         ...
 
     async def create_job(self, *, body: Obj) -> Obj:
-        """Raises Conflict when a Job of that name exists."""
+        """Raises Conflict when a Job of that name exists, Refused when the API server refuses
+        it otherwise (a quota, an admission policy)."""
         ...
 
     async def delete_job(self, *, name: str, uid: str) -> None:
@@ -99,6 +111,10 @@ class WindowApi(Protocol):
 
     async def patch_window_shard(self, *, name: str, patch: Patch) -> None:
         """A JSON patch; raises Conflict when one of its tests fails (or the shard is gone)."""
+        ...
+
+    async def get_window_shard(self, *, name: str) -> Obj | None:
+        """A fresh read of one shard (None: absent)."""
         ...
 
     async def create_reportjob(self, *, body: Obj) -> Obj:

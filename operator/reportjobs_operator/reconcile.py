@@ -42,7 +42,7 @@ from reportjobs_operator.job_pod_fields import is_deleting as is_going
 from reportjobs_operator.manifests import WorkerTemplate, build_job
 from reportjobs_operator.metrics import swallowed
 from reportjobs_operator.notifications import is_pending
-from reportjobs_operator.ports import Cache, Conflict, Fenced, Obj, ReconcileApi
+from reportjobs_operator.ports import Cache, Conflict, Fenced, Obj, ReconcileApi, Refused
 from reportjobs_operator.status import build_status, worth_writing
 
 log = logging.getLogger(__name__)
@@ -180,19 +180,27 @@ class _Pass:
             return
         name = name_of(reportjob)
         deleting = is_deleting(reportjob)
-        if not holds_its_claim(reportjob):
+        of_before = not holds_its_claim(reportjob)  # created by a gateway of before D1 and D2
+        if of_before:
             if deleting:  # nothing holds it: it goes, and the garbage collector takes its Job
                 return
-            if not self.released(name):  # created by a gateway of before the finalizer
+            if not self.released(name):
                 reportjob = await self._hold(reportjob)
         ended = _phase(reportjob).is_terminal or is_cancel_requested(reportjob) or deleting
-        if not is_accepted(reportjob) and not ended and not await self._claimed(reportjob):
+        checked = of_before or is_accepted(reportjob) or ended
+        if not checked and not await self._claimed(reportjob):
             log.warning(
                 "ReportJob %s was created again after its claim was gone (it had been "
                 "deleted): deleting it without running it",
                 name,
             )
-            await self.api.delete_reportjob(name=name, uid=uid_of(reportjob))
+            # Only the version read: one accepted since (a status write whose answer was lost,
+            # not yet in the index) is left alone, and its change comes back as an event.
+            await self.api.delete_reportjob(
+                name=name,
+                uid=uid_of(reportjob),
+                resource_version=reportjob["metadata"].get("resourceVersion"),
+            )
             return
         if "phase" not in status_of(reportjob):
             spec = spec_of(reportjob)
@@ -203,8 +211,12 @@ class _Pass:
                 f" s, dedup window {spec.get('windowSeconds')} s",
             )
         job = await self._owned(reportjob, self.cache.job(name))
+        refused: Refused | None = None
         if job is None and not ended:
-            job = await self._create_job(reportjob)
+            try:
+                job = await self._create_job(reportjob)
+            except Refused as refusal:  # accepted all the same (below), then tried again
+                refused = refusal
         sleep = status_of(reportjob).get("sleepSeconds")
         if sleep is None and job is not None:
             sleep = sleep_seconds_of(job)
@@ -217,6 +229,8 @@ class _Pass:
         status = build_status(
             reportjob=reportjob, job=job, pods=pods, sleep_seconds=sleep, now=self.now
         )
+        if refused is not None:
+            status["message"] = f"Pending: the cluster refused its Job ({refused}); tried again"
         if worth_writing(status_of(reportjob), status):
             before = _phase(reportjob)
             reportjob = await self._write_status(reportjob, status)
@@ -225,6 +239,8 @@ class _Pass:
                 await self._tell(reportjob, reason, str(status.get("message", reason)))
         if Phase(status["phase"]).is_terminal:
             await self._clean_up(reportjob, job)
+        if refused is not None:
+            raise refused  # the work queue tries again after a backoff
 
     async def _claimed(self, reportjob: Obj) -> bool:
         """Whether its claim names it, on a read made now (after it was created). A claim is
@@ -239,11 +255,14 @@ class _Pass:
     async def _hold(self, reportjob: Obj) -> Obj:
         """Add the claim finalizer (to a ReportJob created without it)."""
         before = finalizers_of(reportjob)
-        after = [*before, FINALIZER]
-        await self.api.set_reportjob_finalizers(
-            name=name_of(reportjob), uid=uid_of(reportjob), before=before, after=after
+        written = await self.api.set_reportjob_finalizers(
+            name=name_of(reportjob),
+            uid=uid_of(reportjob),
+            before=before,
+            after=[*before, FINALIZER],
         )
-        return {**reportjob, "metadata": {**reportjob["metadata"], "finalizers": after}}
+        self.cache.remember(written)
+        return written
 
     async def _let_go(self, reportjob: Obj) -> None:
         """Remove the claim finalizer of a deleted ReportJob whose claim is gone: it goes."""

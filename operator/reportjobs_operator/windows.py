@@ -96,21 +96,11 @@ class WindowSweep:
                 if claim.job_name in self._missing:
                     body = build_reportjob(object_id=claim.object_id, claim=claim)
                     completed += await self._complete(body)
-            write = pruning_write(
+            pruned = await self._prune(
                 shard, now=now, exists=lambda name: name in indexed and self._accepted(name)
             )
-            if write is not None:
-                try:
-                    await self._write(shard["metadata"]["name"], write)
-                except Conflict as refused:  # changed meanwhile: the next sweep prunes it
-                    log.info(
-                        "window shard %s not pruned (%s): it changed since the list",
-                        shard["metadata"]["name"],
-                        refused,
-                    )
-                    lost += 1
-                    continue
-                replaced += 1
+            replaced += pruned is True
+            lost += pruned is False
         self._missing = missing
         self._released = frozenset(before - claimed)
         if replaced or completed:
@@ -121,6 +111,35 @@ class WindowSweep:
                 completed,
             )
         return Swept(pruned=replaced, lost=lost, completed=completed)
+
+    async def _prune(self, shard: Obj, *, now: float, exists: Callable[[str], bool]) -> bool | None:
+        """Write the shard without its closed claims: True done, None nothing to prune, False
+        refused (it changed since it was read: the next sweep tries again). A REPLACE (a shard
+        without an epoch, or holding entries of before) that lost is tried once more on a
+        fresh read: on a busy shard the list is soon stale for a REPLACE, which any write in
+        between refuses, while a PATCH only minds the entries it removes."""
+        name = str(shard["metadata"]["name"])
+        for attempt in range(2):
+            write = pruning_write(shard, now=now, exists=exists)
+            if write is None:
+                return None
+            try:
+                await self._write(name, write)
+            except Conflict as refused:
+                log.info(
+                    "window shard %s not pruned (%s): it changed since it was read", name, refused
+                )
+                fresh = (
+                    None
+                    if write.patch is not None or attempt
+                    else await self._api.get_window_shard(name=name)
+                )
+                if fresh is None:
+                    return False
+                shard = fresh
+                continue
+            return True
+        return False
 
     async def _write(self, name: str, write: ShardWrite) -> None:
         if write.patch is not None:

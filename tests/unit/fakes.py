@@ -21,7 +21,7 @@ from reportjobs_model.window import EPOCH_KEY, Claim, Patch, claim_of, place_of_
 from reportjobs_operator.api_client import finalizers_patch
 from reportjobs_operator.job_pod_fields import has_exited
 from reportjobs_operator.manifests import WorkerTemplate
-from reportjobs_operator.ports import Conflict, Obj
+from reportjobs_operator.ports import Conflict, Obj, Refused
 
 _uids = itertools.count(1)
 
@@ -312,6 +312,9 @@ class FakeStore:
         except Stale as stale:
             raise Conflict(str(stale)) from stale
 
+    async def get_window_shard(self, *, name: str) -> Obj | None:
+        return (await self.get_window(name)).obj
+
     async def create_reportjob(self, *, body: Obj) -> Obj:
         try:
             created = (await self.create(body)).obj
@@ -359,6 +362,8 @@ class FakeOperatorApi:
         self.calls: list[str] = []
         self.events: dict[str, Obj] = {}
         self.status_conflicts = 0
+        self.refusing: str | None = None
+        """Why a create of a Job is refused (a quota, a policy), if it is."""
         self.windows: dict[str, Obj] = {}
         """Window shards: the claims of the ReportJobs added (`add_reportjob`)."""
         self._versions = itertools.count(100)
@@ -416,14 +421,20 @@ class FakeOperatorApi:
         current["metadata"]["resourceVersion"] = str(next(self._versions))
         return copy.deepcopy(current)
 
-    async def delete_reportjob(self, *, name: str, uid: str) -> None:
+    async def delete_reportjob(
+        self, *, name: str, uid: str, resource_version: str | None = None
+    ) -> None:
         self.calls.append(f"delete_reportjob {name}")
-        if name in self.reportjobs and self.reportjobs[name]["metadata"]["uid"] == uid:
-            delete_or_mark(self.reportjobs, name)
+        current = self.reportjobs.get(name)
+        if current is None or current["metadata"]["uid"] != uid:
+            return
+        if resource_version not in (None, current["metadata"]["resourceVersion"]):
+            return  # 409: a precondition failed (a no-op for the operator)
+        delete_or_mark(self.reportjobs, name)
 
     async def set_reportjob_finalizers(
         self, *, name: str, uid: str, before: list[str], after: list[str]
-    ) -> None:
+    ) -> Obj:
         self.calls.append(f"set_finalizers {name} {after}")
         current = self.reportjobs.get(name)
         if current is None:
@@ -433,10 +444,13 @@ class FakeOperatorApi:
             patched = apply_json_patch(current, patch)
         except PatchRefused as refused:
             raise Conflict(str(refused)) from refused
+        if is_deleting(current) and not set(after) <= set(before):
+            raise Conflict("422: no new finalizers can be added if the object is being deleted")
         patched["metadata"]["resourceVersion"] = str(next(self._versions))
         self.reportjobs[name] = patched
         if is_deleting(patched) and not patched["metadata"]["finalizers"]:
             del self.reportjobs[name]
+        return copy.deepcopy(patched)
 
     async def get_job(self, *, name: str) -> Obj | None:
         self.calls.append(f"get_job {name}")
@@ -446,6 +460,8 @@ class FakeOperatorApi:
         await asyncio.sleep(0)
         name = body["metadata"]["name"]
         self.calls.append(f"create_job {name}")
+        if self.refusing is not None:
+            raise Refused(self.refusing)
         if name in self.jobs:
             raise Conflict("exists")
         body = {**body, "metadata": {**body["metadata"], "creationTimestamp": stamp(0)}}

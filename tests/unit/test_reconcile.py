@@ -3,8 +3,11 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from reportjobs_model.crd import FINALIZER
 from reportjobs_model.reportjob import is_deleting
+from reportjobs_operator.ports import Refused
 from reportjobs_operator.reconcile import Policy, Reconciler
 from reportjobs_operator.status import DELETED_MESSAGE
 from tests.unit.fakes import WORKER, FakeCache, FakeOperatorApi, reportjob, stamp
@@ -511,3 +514,35 @@ async def test_a_job_is_stopped_once_while_its_job_controller_fails_it() -> None
     for _ in range(3):  # passes before the Job controller's Failed comes back
         await _reconcile(reconciler, cache)
     assert api.calls.count(f"stop_job {NAME}") == 1
+
+
+async def test_the_claim_check_deletes_only_the_version_it_read() -> None:
+    """The index lags: the ReportJob was accepted (a status write whose answer was lost) and
+    its claim replaced since by the object's next claim. The check's delete carries the
+    resourceVersion it read, so the accepted job is left alone."""
+    api = FakeOperatorApi()
+    api.add_reportjob(reportjob(name=NAME, created=B * W + 50, window=W), claimed=False)
+    cache = FakeCache(api)
+    cache.sync()  # the index: not accepted
+    api.reportjobs[NAME]["status"] = {"phase": "Running"}
+    api.reportjobs[NAME]["metadata"]["resourceVersion"] = "7"
+    reconciler = Reconciler(api=api, cache=cache, policy=POLICY, released=lambda _: False)
+    await reconciler.reconcile(name=NAME)
+    assert not is_deleting(api.reportjobs[NAME])
+    assert f"delete_reportjob {NAME}" in api.calls  # sent, and refused by its precondition
+
+
+async def test_a_job_the_cluster_refuses_is_accepted_and_tried_again() -> None:
+    """A quota or an admission policy refuses the Job: the ReportJob is accepted all the same
+    (its claim may go, the object's next submission is not held up), says why it waits, and is
+    tried again after a backoff."""
+    api, cache, reconciler, _, _ = _setup()
+    api.refusing = "403 exceeded quota: count/jobs.batch"
+    with pytest.raises(Refused):
+        await _reconcile(reconciler, cache)
+    status = api.reportjobs[NAME]["status"]
+    assert status["phase"] == "Pending"
+    assert "exceeded quota" in status["message"]
+    api.refusing = None
+    await _reconcile(reconciler, cache)
+    assert NAME in api.jobs

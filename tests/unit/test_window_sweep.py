@@ -310,3 +310,28 @@ async def test_the_closed_claim_of_a_job_not_accepted_yet_stays() -> None:
     assert (await sweep.run()).pruned == 0
     accepted.add(name)
     assert (await sweep.run()).pruned == 1
+
+
+async def test_a_healing_replace_that_lost_to_a_write_is_tried_on_a_fresh_read() -> None:
+    """On a busy shard the list is soon stale for a REPLACE: it is tried once more on a GET."""
+    store = FakeStore(now=T0 + 11.5)
+    await _job(store, "a&<é", T0)
+    old = _raw_entry("a&<é", T0, callback_url="http://h/?a=1&b=2")
+    await _shard(store, "reportjobs-windows-00", {"a": old})
+    listed, _ = await store.list_window_shards()
+    shard = store.windows["reportjobs-windows-00"]
+    write = claim_write(shard, key="b", entry=_entry("b", T0 + 11))  # a claim since the list
+    assert write.patch is not None  # its own entry is testable
+    await store.patch_window("reportjobs-windows-00", write.patch, based_on="")
+    store.list_window_shards = _listing(listed)  # type: ignore[method-assign]
+    store.calls.clear()
+
+    swept = await _sweep(store).run()
+
+    assert (swept.pruned, swept.lost) == (1, 0)
+    assert store.calls == [
+        "replace_window reportjobs-windows-00",  # on the list: refused
+        "get_window reportjobs-windows-00",
+        "replace_window reportjobs-windows-00",
+    ]
+    assert list(_claims(store, "reportjobs-windows-00")) == ["b"]
