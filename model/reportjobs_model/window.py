@@ -11,11 +11,12 @@ entry that was read under the key it writes (`claim_write`, `removal_write`). So
 orders every claim of an object, a write based on a version that is no longer current *for its
 object* fails, and no removal can make a stale "absent" read true again (it changed the epoch,
 or, by a writer of before the patches, removed it); writes of different objects of one shard no
-longer conflict. The proof is
-in docs/design.md. A claim also names its object id, so that anyone can create the job it names
-(the gateway answers 201 once the claim is written, and creates the job right after). A closed
-claim is removed only once its job is known to exist (a claim in a shard is the promise of its
-job), by the operator's sweep, which also creates the job of any claim left without one.
+longer conflict. The proof is in docs/design.md. A claim also names its object id, so that
+anyone can create the job it names (the gateway answers 201 once the claim is written, and
+creates the job right after). A closed claim is removed only once its job is known to exist,
+accepted by its operator (a claim in a shard is the promise of its job), by the operator's
+sweep, which also creates the job of any claim left without one. Entries are canonical
+(`is_canonical`), so that the API server's byte-wise JSON-patch test of them matches.
 """
 
 import json
@@ -170,8 +171,9 @@ def awaits_its_job(claim: Claim, *, exists: Callable[[str], bool]) -> bool:
 def prunable(
     data: Mapping[str, str], *, now: float, exists: Callable[[str], bool] = _never
 ) -> list[str]:
-    """The keys to remove at server time `now`: closed claims whose job is known to exist
-    (`exists(job name)`; by default none is known), and unreadable entries. The epoch stays."""
+    """The keys to remove at server time `now`: closed claims whose job is known to exist and
+    accepted (`exists(job name)`; by default none is known), and unreadable entries. The epoch
+    stays."""
     gone: list[str] = []
     for key, entry in data.items():
         if key == EPOCH_KEY:

@@ -8,10 +8,11 @@ etcd, not from a cache), then:
   either, gets its ReportJob, created from the claim (the same name and spec whoever creates
   it; 409: it exists): the gateway that won the claim died before creating it;
 - a claim that is closed at the server's time of the list (its Date) and whose ReportJob the
-  index holds is pruned, by a JSON patch that tests the listed entries it removes and the
-  shard's epoch, and gives the shard a new epoch (`window.removal_write`; a replace carrying the
-  resourceVersion listed when the shard has no epoch); refused: the shard changed under it, and
-  the next sweep tries again;
+  index holds, accepted (reconcile.py's claim check), is pruned, by a JSON patch that tests the
+  listed entries it removes and the shard's epoch, and gives the shard a new epoch
+  (`window.removal_write`; a replace carrying the resourceVersion listed when the shard has no
+  epoch or holds entries that are not canonical, tried once more on a fresh read if it loses);
+  refused: the shard changed under it, and the next sweep tries again;
 - a ReportJob that was in the index before the list was sent and that no listed claim names is
   *released*: its claim is gone for good (a claim is written before its ReportJob exists, and a
   removed claim never comes back, since every write carries the resourceVersion it read or
