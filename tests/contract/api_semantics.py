@@ -306,3 +306,90 @@ REPORTJOB_EXPECTED = {
     "cancel-absent": "refused",
     "finalizer-kept": "applied",
 }
+
+
+class OperatorStore(Protocol):
+    """What the finalizer rows use of the operator's ReconcileApi and WindowApi."""
+
+    async def create_reportjob(self, *, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get_reportjob(self, *, name: str) -> dict[str, Any] | None: ...
+
+    async def delete_reportjob(
+        self, *, name: str, uid: str, resource_version: str | None = None
+    ) -> None: ...
+
+    async def set_reportjob_finalizers(
+        self, *, name: str, uid: str, before: list[str], after: list[str]
+    ) -> dict[str, Any]: ...
+
+    async def get_window_shard(self, *, name: str) -> dict[str, Any] | None: ...
+
+
+async def finalizer_rows(api: OperatorStore, *, conflict: type[Exception]) -> dict[str, str]:
+    """The finalizer semantics "Deleting a job" relies on (D1): a DELETE leaves an object with
+    finalizers, marked; a create of its name meets it; no finalizer can be added to it; a
+    finalizer patch tests the list it read; a DELETE with another resourceVersion is refused;
+    once its last finalizer goes, it is gone."""
+    observed: dict[str, str] = {}
+
+    async def outcome(call: Awaitable[object]) -> str:
+        try:
+            await call
+        except conflict:
+            return "refused"
+        return "applied"
+
+    body = _reportjob("contract-final")
+    name = body["metadata"]["name"]
+    created = await api.create_reportjob(body=body)
+    uid, version = created["metadata"]["uid"], created["metadata"]["resourceVersion"]
+    extra = await api.set_reportjob_finalizers(
+        name=name, uid=uid, before=[FINALIZER], after=[FINALIZER, "example.com/x"]
+    )
+    await api.delete_reportjob(name=name, uid=uid, resource_version=version)  # stale version
+    kept = await api.get_reportjob(name=name)
+    observed["delete-another-version"] = (
+        "refused" if kept and not kept["metadata"].get("deletionTimestamp") else "applied"
+    )
+    await api.delete_reportjob(name=name, uid=uid)
+    marked = await api.get_reportjob(name=name)
+    observed["delete-with-finalizers-marks"] = (
+        "applied" if marked and marked["metadata"].get("deletionTimestamp") else "refused"
+    )
+    observed["create-while-terminating"] = await outcome(api.create_reportjob(body=body))
+    observed["add-finalizer-while-deleting"] = await outcome(
+        api.set_reportjob_finalizers(
+            name=name,
+            uid=uid,
+            before=[FINALIZER, "example.com/x"],
+            after=[FINALIZER, "example.com/x", "example.com/y"],
+        )
+    )
+    observed["finalizers-from-a-stale-list"] = await outcome(
+        api.set_reportjob_finalizers(name=name, uid=uid, before=[FINALIZER], after=[])
+    )
+    assert extra["metadata"]["finalizers"] == [FINALIZER, "example.com/x"]
+    await api.set_reportjob_finalizers(
+        name=name, uid=uid, before=[FINALIZER, "example.com/x"], after=["example.com/x"]
+    )
+    observed["gone-with-its-last-finalizer"] = await outcome(
+        api.set_reportjob_finalizers(name=name, uid=uid, before=["example.com/x"], after=[])
+    )
+    observed["gone"] = "applied" if await api.get_reportjob(name=name) is None else "refused"
+    observed["absent-shard-reads-none"] = (
+        "applied" if await api.get_window_shard(name="reportjobs-windows-zz") is None else "refused"
+    )
+    return observed
+
+
+FINALIZER_EXPECTED = {
+    "delete-another-version": "refused",
+    "delete-with-finalizers-marks": "applied",
+    "create-while-terminating": "refused",
+    "add-finalizer-while-deleting": "refused",
+    "finalizers-from-a-stale-list": "refused",
+    "gone-with-its-last-finalizer": "applied",
+    "gone": "applied",
+    "absent-shard-reads-none": "applied",
+}

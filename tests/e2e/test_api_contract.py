@@ -7,11 +7,16 @@ from __future__ import annotations
 import pytest
 
 from reportjobs_gateway.store import KubeStore
+from reportjobs_kube.client import KubeClient
+from reportjobs_operator.api_client import KubeApi
+from reportjobs_operator.ports import Conflict
 from tests.contract.api_semantics import (
+    FINALIZER_EXPECTED,
     REPORTJOB_EXPECTED,
     date_problems,
     dates,
     expected,
+    finalizer_rows,
     reportjob_rows,
     run_rows,
 )
@@ -47,3 +52,19 @@ async def test_reportjob_requests_behave_as_the_table_says(
 ) -> None:
     observed = await reportjob_rows(store)
     assert observed == REPORTJOB_EXPECTED
+
+
+async def test_finalizers_behave_as_the_table_says(
+    kubeconfig: str, namespace: str, crd: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the operator's own Kubernetes adapter (KubeApi)."""
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    client = await KubeClient.connect(timeout_seconds=30)
+    try:
+        observed = await finalizer_rows(
+            KubeApi(client=client, namespace=namespace), conflict=Conflict
+        )
+    finally:
+        await client.close()
+    assert observed == FINALIZER_EXPECTED

@@ -372,7 +372,7 @@ class FakeOperatorApi:
         """A ReportJob, and (`claimed`) the claim that names it in its shard."""
         rj = copy.deepcopy(rj)
         rj["metadata"].setdefault("uid", new_uid())
-        rj["metadata"].setdefault("resourceVersion", "1")
+        rj["metadata"].setdefault("resourceVersion", str(next(self._versions)))
         rj["metadata"].setdefault("generation", 1)
         name = rj["metadata"]["name"]
         self.reportjobs[name] = rj
@@ -405,6 +405,13 @@ class FakeOperatorApi:
     async def get_reportjob(self, *, name: str) -> Obj | None:
         self.calls.append(f"get_reportjob {name}")
         return copy.deepcopy(self.reportjobs.get(name))
+
+    async def create_reportjob(self, *, body: Obj) -> Obj:
+        """As the API server: 409 while one of that name exists, a Terminating one too."""
+        self.calls.append(f"create_reportjob {body['metadata']['name']}")
+        if body["metadata"]["name"] in self.reportjobs:
+            raise Conflict("exists")
+        return copy.deepcopy(self.add_reportjob(body, claimed=False))
 
     async def replace_reportjob_status(self, *, body: Obj) -> Obj:
         await asyncio.sleep(0)

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from reportjobs_operator.ports import Conflict
 from tests.contract.api_semantics import (
+    FINALIZER_EXPECTED,
     REPORTJOB_EXPECTED,
     date_problems,
     dates,
     expected,
+    finalizer_rows,
     reportjob_rows,
     run_rows,
 )
-from tests.unit.fakes import FakeStore, apply_json_patch, decoded_equal
+from tests.unit.fakes import FakeOperatorApi, FakeStore, apply_json_patch, decoded_equal
 
 
 async def test_the_fake_agrees_with_the_api_server_table() -> None:
@@ -56,3 +59,8 @@ async def test_the_table_catches_a_fake_that_differs() -> None:
 async def test_the_fake_agrees_on_reportjob_requests() -> None:
     observed = await reportjob_rows(FakeStore(now=1_700_000_000))
     assert observed == REPORTJOB_EXPECTED
+
+
+async def test_the_operator_fake_agrees_on_finalizers() -> None:
+    observed = await finalizer_rows(FakeOperatorApi(), conflict=Conflict)
+    assert observed == FINALIZER_EXPECTED
