@@ -108,14 +108,14 @@ def namespace(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[str]
 def delete_namespace(cluster: Cluster, name: str) -> None:
     """Delete a test's namespace in the background. Its ReportJobs hold the claim finalizer,
     which their operator removes once their claims are gone; the operator goes with the
-    namespace (and no new ReportJob can be created in a namespace being deleted), so their
-    finalizers are removed here, until none is left."""
+    namespace, so their finalizers are removed here, until no ReportJob is left (one may still
+    be created just after the deletion began: the API server's admission sees it late)."""
     cluster.core.delete_namespace(name, propagation_policy="Background")
     wait_until(
         lambda: cluster.release_reportjobs(name) == 0,
         timeout=300,
         interval=1,
-        what=f"the ReportJobs of namespace {name} to be released",
+        what=f"the ReportJobs of namespace {name} to be released and gone",
     )
 
 
