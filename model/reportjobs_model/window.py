@@ -57,10 +57,10 @@ def place_of_job(job_name: str) -> tuple[str, str]:
     return f"{SHARD_PREFIX}{key[:2]}", key
 
 
-_AS_GO_ESCAPES: Final = {ord(c): f"\\u{ord(c):04x}" for c in "&<>\x7f"}
+_AS_GO_ESCAPES: Final = {ord(c): f"\\u{ord(c):04x}" for c in "&<>"}
 """JSON escapes for the printable ASCII characters that encoders disagree on: Go's
-encoding/json writes `&`, `<` and `>` as `\\u0026`, `\\u003c` and `\\u003e` (and DEL is left alone
-by some encoders, escaped by others)."""
+encoding/json writes `&`, `<` and `>` as `\\u0026`, `\\u003c` and `\\u003e`. (Python's
+`json.dumps` already escapes everything outside printable ASCII, DEL included.)"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -202,7 +202,7 @@ class _Pass:
                 resource_version=reportjob["metadata"].get("resourceVersion"),
             )
             return
-        if "phase" not in status_of(reportjob):
+        if "phase" not in status_of(reportjob) and not deleting:
             spec = spec_of(reportjob)
             await self._tell(
                 reportjob,

@@ -368,7 +368,7 @@ async def test_a_reportjob_created_again_after_its_claim_went_is_deleted_not_run
     it again: the operator, which takes a ReportJob on only if its claim names it on a read made
     after its create, deletes it instead of running it."""
     api = FakeOperatorApi()
-    rj = api.add_reportjob(reportjob(name=NAME, created=B * W + 50, window=W), claimed=False)
+    api.add_reportjob(reportjob(name=NAME, created=B * W + 50, window=W), claimed=False)
     cache = FakeCache(api)
     draws = Draws(23)
     reconciler = Reconciler(
@@ -386,7 +386,6 @@ async def test_a_reportjob_created_again_after_its_claim_went_is_deleted_not_run
         f"replace_status {NAME}",
         f"set_finalizers {NAME} []",
     ]
-    assert rj["metadata"]["uid"]
 
 
 async def test_a_claim_naming_another_job_of_the_object_is_not_its_claim() -> None:
