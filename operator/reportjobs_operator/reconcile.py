@@ -369,6 +369,10 @@ class _Pass:
         ) and self.released(name_of(reportjob)):
             log.info("retention over: deleting ReportJob %s", name_of(reportjob))
             await self.api.delete_reportjob(name=name_of(reportjob), uid=uid_of(reportjob))
+            if holds_its_claim(reportjob):  # released: its finalizer goes in the same pass
+                await self._let_go(reportjob)
+            # Not in the index any more. (Forgetting one that stays, held by a finalizer, could
+            # drop its deletion's event, which may come first: then no pass would let it go.)
             self.cache.forget(reportjob)
 
 

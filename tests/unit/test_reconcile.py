@@ -296,10 +296,9 @@ async def test_expired_reportjobs_are_deleted() -> None:
         created=B * W - 4000,
         status={"sleepSeconds": 2, "phase": "Succeeded", "finishedAt": stamp(B * W - 3601)},
     )
-    await _reconcile(reconciler)
-    assert is_deleting(api.reportjobs[NAME])  # held by its finalizer until the next pass
-    await _reconcile(reconciler, cache)  # the deletion's event
+    await _reconcile(reconciler)  # released: deleted, and its finalizer removed in one pass
     assert api.reportjobs == {}
+    assert cache.reportjob(NAME) is None
     assert api.calls[-2:] == [f"delete_reportjob {NAME}", f"set_finalizers {NAME} []"]
 
 
