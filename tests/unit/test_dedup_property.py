@@ -20,7 +20,7 @@ import math
 import random
 import unittest.mock
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -809,70 +809,33 @@ class ReplacesWithoutResourceVersion(FakeStore):
         return await super().replace_window({**body, "metadata": metadata})
 
 
+def _hunt(world: dict[str, Any], *, seen: Callable[[list[str]], bool] = bool) -> list[str]:
+    """Runs of `simulate(seed, clients, 0.0, **world)` until one has violations that `seen`
+    accepts (hypothesis's `find`); that run's violations, run again."""
+    found = find(
+        st.tuples(st.integers(0, 2**32), CLIENTS),
+        lambda case: seen(violations(simulate(case[0], case[1], 0.0, **world))),
+        settings=settings(max_examples=5000, deadline=None, database=None),
+    )
+    return violations(simulate(found[0], found[1], 0.0, **world))
+
+
 def test_the_check_catches_a_replace_without_its_resource_version() -> None:
     """Replaces happen on shards without an epoch (the legacy sweeps drop it): without the
     resourceVersion, one overwrites a claim written since its read."""
-    found = find(
-        st.tuples(st.integers(0, 2**32), CLIENTS),
-        lambda case: bool(
-            violations(
-                simulate(
-                    case[0],
-                    case[1],
-                    0.0,
-                    ReplacesWithoutResourceVersion,
-                    sweeps=True,
-                    legacy=True,
-                    **HUNT,
-                )
-            )
-        ),
-        settings=settings(max_examples=5000, deadline=None, database=None),
-    )
-    assert violations(
-        simulate(
-            found[0],
-            found[1],
-            0.0,
-            ReplacesWithoutResourceVersion,
-            sweeps=True,
-            legacy=True,
-            **HUNT,
-        )
-    )
+    world = {"store": ReplacesWithoutResourceVersion, "sweeps": True, "legacy": True, **HUNT}
+    assert _hunt(world)
 
 
 def test_the_check_catches_an_operator_that_takes_on_a_job_created_again() -> None:
     """Without the check that a ReportJob's claim names it (on a read made after its create),
     a job deleted by hand and created again from a claim read before its deletion runs again."""
-    found = find(
-        st.tuples(st.integers(0, 2**32), CLIENTS),
-        lambda case: any(
-            "taken on" in problem
-            for problem in violations(
-                simulate(
-                    case[0],
-                    case[1],
-                    0.0,
-                    cached=True,
-                    sweeps=True,
-                    deletes=True,
-                    checks_claims=False,
-                    delays=SPANNING,
-                )
-            )
-        ),
-        settings=settings(max_examples=5000, deadline=None, database=None),
-    )
-    assert violations(
-        simulate(
-            found[0],
-            found[1],
-            0.0,
-            cached=True,
-            sweeps=True,
-            deletes=True,
-            checks_claims=False,
-            delays=SPANNING,
-        )
-    )
+    world = {
+        "cached": True,
+        "sweeps": True,
+        "deletes": True,
+        "checks_claims": False,
+        "delays": SPANNING,
+    }
+    found = _hunt(world, seen=lambda problems: any("taken on" in p for p in problems))
+    assert any("taken on" in problem for problem in found)
