@@ -3,7 +3,9 @@
 On the local test bed this host reaches ClusterIPs through kube-proxy's iptables rules, which
 keep working while the API server is down or etcd is frozen; the service proxy
 (`support/gateway.py`) goes through the API server and breaks with it. On kind the ClusterIP is
-not reachable from the host: `gateway_url` then answers None."""
+not reachable from the host: `gateway_url` then answers None. On the local test bed it always
+is, so there a ClusterIP that never answers fails the test: a broken gateway must not pass as
+"not reachable from this host"."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.support.gateway import Answer
 from tests.e2e.support.kube import Cluster
 from tests.e2e.support.polling import wait_until
+from tests.e2e.support.testbed import local_testbed_problem
 
 SERVICE = "reportjobs-gateway"
 
@@ -26,7 +30,9 @@ def gateway_url(
     cluster: Cluster, namespace: str, *, service: str = SERVICE, timeout: float = 60
 ) -> str | None:
     """http://<ClusterIP>:<port> once this host can open a connection to it (kube-proxy programs
-    a new Service's rules a moment after it exists); None if it never could within ``timeout``."""
+    a new Service's rules a moment after it exists). If it never could within ``timeout``: the
+    test fails on the local test bed, where kube-proxy routes ClusterIPs to this host; elsewhere
+    (kind) the answer is None."""
     spec = cluster.core.read_namespaced_service(service, namespace).spec
     port = next(p.port for p in spec.ports if p.name == "http")
 
@@ -36,7 +42,9 @@ def gateway_url(
 
     try:
         wait_until(connects, timeout=timeout, what=f"a connection to {spec.cluster_ip}:{port}")
-    except AssertionError:
+    except AssertionError as error:
+        if local_testbed_problem(cluster) is None:
+            pytest.fail(f"the gateway's ClusterIP never answered on the local test bed: {error}")
         return None
     return f"http://{spec.cluster_ip}:{port}"
 
