@@ -42,6 +42,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"report_{report.when}", report)
 
 
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What this test counted or measured (jobs, creates, faults, ratios), by name: a test fills
+    it, and the test map in docs/reliability.md is rendered from it. It travels in the report's
+    user_properties, so it reaches the controller under pytest-xdist and the JUnit XML."""
+    found: dict[str, Any] = {}
+    request.node.user_properties.append(("figures", found))
+    return found
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
     configured = os.environ.get("KUBECONFIG")
