@@ -51,19 +51,45 @@ lint: venv ## ruff, mypy --strict and the import-linter contracts
 
 .PHONY: test-unit
 # pytest exits 5 when it collects no test: for us that is a failure, said out loud.
-PYTEST_STRICT = rc=0; $(VENV)/bin/pytest $(1) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(firstword $(1)): failing"; exit 1; fi; \
-	exit $$rc
+PYTEST_STRICT = ( rc=0; $(PYTEST_E2E) $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	exit $$rc )
 
 test-unit: venv ## Unit tests (no cluster)
-	@$(call PYTEST_STRICT,tests/unit -q)
+	@mkdir -p $(TEST_OUT); rc=0; $(VENV)/bin/pytest tests/unit -q --junitxml=$(TEST_OUT)/unit.xml || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no unit tests: failing"; exit 1; fi; exit $$rc
 
 .PHONY: test-e2e
+# The e2e suite on the test bed, in two phases. First the tests that share the test bed calmly,
+# E2E_WORKERS at once (pytest-xdist; a file's tests stay on one worker, so a module's shared
+# release is installed once). Then the `serial` ones, alone: they disturb the whole test bed
+# (etcd frozen, the API server restarted). `reliability` marks the full-size runs, which
+# `make test-reliability` runs instead. The cluster and the image are made ready once, before
+# the workers start. JUnit XML per phase lands in TEST_OUT (.ci/run prints its counts).
+E2E_WORKERS ?= 4
+TEST_OUT ?= $(CURDIR)/.cluster/test-results
+E2E_ENV = KUBECONFIG=$${KUBECONFIG:-$(KUBECONFIG_FILE)} \
+	REPORTJOBS_IMAGE=$${REPORTJOBS_IMAGE:-$$(cat .cluster/image)}
+E2E_READY = { [ -n "$${KUBECONFIG:-}" ] || bash $(TESTBED)/cluster.sh up; } && \
+	{ [ -n "$${REPORTJOBS_IMAGE:-}" ] || bash $(TESTBED)/image.sh; } && mkdir -p $(TEST_OUT)
+PYTEST_E2E = $(E2E_ENV) $(VENV)/bin/pytest tests/e2e -v -rA --durations=15
+
 test-e2e: venv ## End-to-end tests on a real cluster (brings one up unless KUBECONFIG is set)
-	@$(call PYTEST_STRICT,tests/e2e -v -rA --durations=15)
+	@$(E2E_READY)
+	@rc=0; \
+	$(call PYTEST_STRICT,-m "not reliability and not serial" -n $(E2E_WORKERS) --dist loadfile \
+	  --junitxml=$(TEST_OUT)/e2e-parallel.xml) || rc=1; \
+	$(call PYTEST_STRICT,-m "serial and not reliability" --junitxml=$(TEST_OUT)/e2e-serial.xml) \
+	  || rc=1; \
+	exit $$rc
 
 .PHONY: test
-test: lint test-unit test-e2e ## Lint, unit tests, then the e2e suite on a real cluster
+test: lint test-unit test-e2e ## Lint, unit tests, then the e2e suite on a real cluster (about 15 minutes)
+
+.PHONY: test-reliability
+test-reliability: venv ## The full-size reliability runs: burst 1,000, chaos, 300-job sharding, API-server restart, schemathesis
+	@$(E2E_READY)
+	@$(call PYTEST_STRICT,-m reliability --junitxml=$(TEST_OUT)/reliability.xml)
 
 .PHONY: bench
 # The operator benchmarks cordon both nodes and install releases: each holds the test bed's

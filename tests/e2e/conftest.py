@@ -6,11 +6,13 @@ KUBECONFIG selects an existing cluster; without it the session brings up the tes
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,30 @@ TESTBED = REPO_ROOT / "scripts" / "testbed"
 CRD_FILE = REPO_ROOT / "deploy" / "crds" / "reportjobs.io_reportjobs.yaml"
 
 
+# The longest files first: pytest-xdist (--dist loadfile) hands files out in this order, so
+# none of them starts last and keeps the run waiting. Measured in the last runs (seconds).
+LONGEST_FIRST = (
+    "test_sharding.py",
+    "test_delete_is_final.py",
+    "test_retention.py",
+    "test_timeout.py",
+    "test_notifications.py",
+    "test_resume.py",
+    "test_burst.py",
+    "test_schemathesis.py",
+)
+
+
+def _longest_first(item: pytest.Item) -> int:
+    name = Path(str(item.fspath)).name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=_longest_first)  # stable: a file's tests keep their order
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -52,12 +74,24 @@ def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
     return found
 
 
+@contextmanager
+def session_setup_lock() -> Iterator[None]:
+    """One pytest-xdist worker at a time brings up the cluster, builds the image or replaces the
+    CRD (`make test-e2e` does the first two before the workers start)."""
+    lock = REPO_ROOT / ".cluster" / "e2e-setup.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
     configured = os.environ.get("KUBECONFIG")
     if configured:
         return configured
-    subprocess.run(["bash", str(TESTBED / "cluster.sh"), "up"], check=True, timeout=3600)
+    with session_setup_lock():
+        subprocess.run(["bash", str(TESTBED / "cluster.sh"), "up"], check=True, timeout=3600)
     return str(REPO_ROOT / ".cluster" / "kubeconfig")
 
 
@@ -71,7 +105,8 @@ def image_ref(kubeconfig: str) -> str:
     """The project image, built and loaded into the cluster (a no-op when it already is)."""
     if os.environ.get("REPORTJOBS_IMAGE"):
         return os.environ["REPORTJOBS_IMAGE"]
-    subprocess.run(["bash", str(TESTBED / "image.sh")], check=True, timeout=1800)
+    with session_setup_lock():
+        subprocess.run(["bash", str(TESTBED / "image.sh")], check=True, timeout=1800)
     return (REPO_ROOT / ".cluster" / "image").read_text().strip()
 
 
@@ -81,14 +116,15 @@ def crd(cluster: Cluster) -> dict[str, Any]:
     manifest = yaml.safe_load(CRD_FILE.read_text())
     api = client.ApiextensionsV1Api(cluster.api)
     name = manifest["metadata"]["name"]
-    try:
-        current = api.read_custom_resource_definition(name)
-        manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
-        api.replace_custom_resource_definition(name, manifest)
-    except ApiException as error:
-        if error.status != 404:
-            raise
-        api.create_custom_resource_definition(manifest)
+    with session_setup_lock():
+        try:
+            current = api.read_custom_resource_definition(name)
+            manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
+            api.replace_custom_resource_definition(name, manifest)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            api.create_custom_resource_definition(manifest)
 
     def established() -> bool:
         conditions = api.read_custom_resource_definition(name).status.conditions or []
@@ -98,21 +134,46 @@ def crd(cluster: Cluster) -> dict[str, Any]:
     return manifest
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[str]:
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+@contextmanager
+def fresh_namespace(cluster: Cluster, *, label: str, failed: Callable[[], bool]) -> Iterator[str]:
+    """A namespace named after ``label``, deleted afterwards; dumped (and with
+    REPORTJOBS_KEEP_FAILED kept) when ``failed()`` says what ran in it failed."""
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40].strip("-")
     name = f"e2e-{slug}-{secrets.token_hex(2)}"
     cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
-    failed = any(
-        getattr(getattr(request.node, f"report_{when}", None), "failed", False)
-        for when in ("setup", "call")
-    )
-    if failed:
+    if failed():
         print(dump_namespace(cluster, name))
-    if failed and os.environ.get("REPORTJOBS_KEEP_FAILED"):
-        return
+        if os.environ.get("REPORTJOBS_KEEP_FAILED"):
+            return
     delete_namespace(cluster, name)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[str]:
+    """The test's own namespace."""
+
+    def failed() -> bool:
+        return any(
+            getattr(getattr(request.node, f"report_{when}", None), "failed", False)
+            for when in ("setup", "call")
+        )
+
+    with fresh_namespace(cluster, label=request.node.name, failed=failed) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def module_namespace(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[str]:
+    """One namespace for a module's tests that share a release (deploy once per set of values):
+    each such test works only on its own objects."""
+    failures_before = request.session.testsfailed
+    with fresh_namespace(
+        cluster,
+        label=request.node.name.removesuffix(".py"),
+        failed=lambda: request.session.testsfailed > failures_before,
+    ) as name:
+        yield name
 
 
 def delete_namespace(cluster: Cluster, name: str) -> None:
@@ -155,11 +216,10 @@ def quiet_cluster(cluster: Cluster, namespace: str) -> None:
 DeployRelease = Callable[..., Release]
 
 
-@pytest.fixture
-def deploy_release(
-    cluster: Cluster, kubeconfig: str, namespace: str, image_ref: str, crd: dict[str, Any]
+def release_deployer(
+    *, cluster: Cluster, kubeconfig: str, namespace: str, image_ref: str
 ) -> DeployRelease:
-    """Install the chart in the test's namespace: FAST_VALUES, the test image, then overrides."""
+    """Install the chart in ``namespace``: FAST_VALUES, the test image, then overrides."""
 
     def deploy(**overrides: Any) -> Release:
         repository, tag = image_ref.rsplit(":", 1)
@@ -171,3 +231,23 @@ def deploy_release(
         ).deploy()
 
     return deploy
+
+
+@pytest.fixture
+def deploy_release(
+    cluster: Cluster, kubeconfig: str, namespace: str, image_ref: str, crd: dict[str, Any]
+) -> DeployRelease:
+    """A release in the test's own namespace."""
+    return release_deployer(
+        cluster=cluster, kubeconfig=kubeconfig, namespace=namespace, image_ref=image_ref
+    )
+
+
+@pytest.fixture(scope="module")
+def deploy_module_release(
+    cluster: Cluster, kubeconfig: str, module_namespace: str, image_ref: str, crd: dict[str, Any]
+) -> DeployRelease:
+    """A release shared by a module's tests (install it from a module-scoped fixture)."""
+    return release_deployer(
+        cluster=cluster, kubeconfig=kubeconfig, namespace=module_namespace, image_ref=image_ref
+    )

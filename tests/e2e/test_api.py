@@ -27,9 +27,10 @@ JOB_FIELDS = {
 }
 
 
-@pytest.fixture
-def release(deploy_release: DeployRelease) -> Release:
-    return deploy_release(dedup={"windowSeconds": 10})
+@pytest.fixture(scope="module")
+def release(deploy_module_release: DeployRelease) -> Release:
+    """One release for the module: each test submits only its own object ids."""
+    return deploy_module_release(dedup={"windowSeconds": 10})
 
 
 def test_post_put_get_and_location(release: Release) -> None:

@@ -1,19 +1,20 @@
-"""A burst of 1,000 jobs through the gateway: every one finishes, once, with no container
-restart, and the operator's liveness is never starved (issue #5)."""
+"""A burst of jobs through the gateway (100 under `make test`, 1,000 under `make
+test-reliability`): every one finishes, once, with no container restart, and the operator's
+liveness is never starved (issue #5)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.kube import TERMINAL, Cluster
 from tests.e2e.support.polling import wait_until
-from tests.e2e.support.testbed import audit_mark, job_creates
+from tests.e2e.support.testbed import audit_mark, job_creates, local_testbed_problem
 
-BURST = int(os.environ.get("REPORTJOBS_BURST", "1000"))
 CONCURRENCY = 16
 
 
@@ -26,8 +27,12 @@ def _restarts(cluster: Cluster, namespace: str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.parametrize(
+    "burst",
+    [pytest.param(100, id="100"), pytest.param(1000, id="1000", marks=pytest.mark.reliability)],
+)
 def test_a_burst_of_jobs_all_finish_once_without_restarts(
-    deploy_release: DeployRelease, cluster: Cluster
+    burst: int, deploy_release: DeployRelease, cluster: Cluster, figures: dict[str, object]
 ) -> None:
     # 1,000 pods queue for two nodes' kubelets (110 pods each): a Job may wait minutes for its
     # pod to start, which the default start-up allowance (120 s past the timeout, counted from
@@ -47,35 +52,47 @@ def test_a_burst_of_jobs_all_finish_once_without_restarts(
         return answer.status
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
-        statuses = Counter(pool.map(submit, range(BURST)))
+        statuses = Counter(pool.map(submit, range(burst)))
     submitted = time.monotonic() - started
-    assert statuses == {201: BURST}, statuses
+    assert statuses == {201: burst}, statuses
 
     def finished() -> int | None:
         phases = Counter(
             (rj.get("status") or {}).get("phase") for rj in cluster.reportjobs(namespace)
         )
         done = sum(phases[p] for p in TERMINAL)
-        return done if done == BURST else None
+        return done if done == burst else None
 
-    wait_until(finished, timeout=40 * 60, interval=5, what=f"{BURST} jobs to finish")
+    wait_until(finished, timeout=40 * 60, interval=5, what=f"{burst} jobs to finish")
     elapsed = time.monotonic() - started
     phases = Counter((rj.get("status") or {}).get("phase") for rj in cluster.reportjobs(namespace))
     restarts = _restarts(cluster, namespace)
     operator = cluster.ready_pods(namespace, "operator")[0].metadata.name
     metrics = cluster.metrics(namespace, operator, 8080)
     print(
-        f"{BURST} jobs: submitted in {submitted:.1f} s ({BURST / submitted:.0f}/s), all finished"
+        f"{burst} jobs: submitted in {submitted:.1f} s ({burst / submitted:.0f}/s), all finished"
         f" after {elapsed:.0f} s; phases {dict(phases)}; restarts {restarts};"
         f" operator RSS {metrics['process_resident_memory_bytes'] / 2**20:.0f} MiB,"
         f" loop lag {metrics.get('reportjobs_operator_loop_lag_seconds')} s"
     )
-    assert phases == {"Succeeded": BURST}, phases
-    assert all(count == 0 for count in restarts.values()), restarts
     creates = job_creates(namespace, mark)
     attempts = job_creates(namespace, mark, answered=False)
-    if creates is not None and attempts is not None:
-        assert len(attempts) == BURST  # every job's Job was asked for (a 500 may have committed)
-        assert all(count == 1 for count in creates.values()), {
-            k: v for k, v in creates.items() if v > 1
-        }
+    figures.update(
+        jobs=burst,
+        succeeded=phases["Succeeded"],
+        restarts=sum(restarts.values()),
+        job_create_attempts=None if attempts is None else len(attempts),
+        submitted_per_second=round(burst / submitted),
+    )
+    assert phases == {"Succeeded": burst}, phases
+    assert all(count == 0 for count in restarts.values()), restarts
+    if local_testbed_problem(cluster) is not None:
+        return  # no audit log to count in (kind)
+    assert creates is not None, "the test bed's audit log is missing"
+    assert attempts is not None, "the test bed's audit log is missing"
+    # Every job's Job was asked for (the log is not blind: a create answered 500 may have
+    # committed, so attempts count), and none was created twice.
+    assert len(attempts) == burst, len(attempts)
+    assert all(count == 1 for count in creates.values()), {
+        k: v for k, v in creates.items() if v > 1
+    }

@@ -17,7 +17,10 @@ from tests.e2e.support.direct import gateway_url
 from tests.e2e.support.kube import Cluster
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-MIN_REQUESTS = 800  # examples, coverage and fuzzing of 6 operations (no stateful phase)
+# Examples per operation, and the fewest requests a complete run makes with them (examples,
+# coverage and fuzzing of 6 operations; no stateful phase): `make test` runs the small count,
+# `make test-reliability` the full one.
+SMALL, FULL = (50, 300), (250, 800)
 # Every check that applies to an API without authentication or linked resources.
 CHECKS = [
     "not_a_server_error",
@@ -84,9 +87,18 @@ def refused_only_for_its_callback(ctx, response, case):
 '''
 
 
+@pytest.mark.parametrize(
+    "examples",
+    [pytest.param(SMALL, id="50"), pytest.param(FULL, id="250", marks=pytest.mark.reliability)],
+)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    deploy_release: DeployRelease, cluster: Cluster, tmp_path: Path
+    examples: tuple[int, int],
+    deploy_release: DeployRelease,
+    cluster: Cluster,
+    tmp_path: Path,
+    figures: dict[str, object],
 ) -> None:
+    max_examples, min_requests = examples
     # No operator: the ~500 ReportJobs the fuzzer creates stay Pending and start no pods.
     # maxWaitSeconds 1: `?wait` and a DELETE's wait for an operator that is not there are short.
     release = deploy_release(
@@ -112,7 +124,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--checks",
         ",".join(CHECKS),
         "--max-examples",
-        "250",
+        str(max_examples),
         # The event stream of a job stays open until the job ends, and no operator runs here; a
         # stateful chain (POST -> its Location) would also wait on `?wait` (up to 60 s) and on
         # each DELETE (10 s) for an operator that never comes. Both are e2e-tested elsewhere
@@ -163,7 +175,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     if run.returncode != 0:
         print(run.stdout[-6000:])
     assert report["complete"], report["stop_reason"]
-    assert requests >= MIN_REQUESTS
+    figures.update(requests=requests, server_errors=sum(n for c, n in statuses.items() if c >= 500))
+    assert requests >= min_requests
     assert not any(code >= 500 for code in statuses), statuses
     assert failures == {}, run.stdout[-6000:]
     assert report["errors"] == [], report["errors"]
