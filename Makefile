@@ -61,8 +61,8 @@ test-unit: venv ## Unit tests (no cluster)
 
 .PHONY: test-e2e
 # The e2e suite on the test bed, in two phases. First the tests that share the test bed calmly,
-# E2E_WORKERS at once (pytest-xdist; a file's tests stay on one worker, so a module's shared
-# release is installed once). Then the `serial` ones, alone: they disturb the whole test bed
+# E2E_WORKERS at once (pytest-xdist, longest first; a module whose tests share one release
+# marks itself xdist_group, so its tests stay on one worker and the release is installed once). Then the `serial` ones, alone: they disturb the whole test bed
 # (etcd frozen, the API server restarted). `reliability` marks the full-size runs, which
 # `make test-reliability` runs instead. The cluster and the image are made ready once, before
 # the workers start. JUnit XML per phase lands in TEST_OUT (.ci/run prints its counts).
@@ -77,7 +77,7 @@ PYTEST_E2E = $(E2E_ENV) $(VENV)/bin/pytest tests/e2e -v -rA --durations=15
 test-e2e: venv ## End-to-end tests on a real cluster (brings one up unless KUBECONFIG is set)
 	@$(E2E_READY)
 	@rc=0; \
-	$(call PYTEST_STRICT,-m "not reliability and not serial" -n $(E2E_WORKERS) --dist loadfile \
+	$(call PYTEST_STRICT,-m "not reliability and not serial" -n $(E2E_WORKERS) --dist loadgroup \
 	  --junitxml=$(TEST_OUT)/e2e-parallel.xml) || rc=1; \
 	$(call PYTEST_STRICT,-m "serial and not reliability" --junitxml=$(TEST_OUT)/e2e-serial.xml) \
 	  || rc=1; \

@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.e2e.support.diagnostics import dump_namespace
 from tests.e2e.support.kube import Cluster
+from tests.e2e.support.map_recorder import pytest_configure  # noqa: F401 - the test map's recorder
 from tests.e2e.support.polling import wait_until
 from tests.e2e.support.release import FAST_VALUES, Release, merge
 
@@ -31,17 +32,21 @@ TESTBED = REPO_ROOT / "scripts" / "testbed"
 CRD_FILE = REPO_ROOT / "deploy" / "crds" / "reportjobs.io_reportjobs.yaml"
 
 
-# The longest files first: pytest-xdist (--dist loadfile) hands files out in this order, so
-# none of them starts last and keeps the run waiting. Measured in the last runs (seconds).
+# The longest first: pytest-xdist (--dist loadgroup) hands tests out in this order, so none of
+# them starts last and keeps the run waiting (from the last runs' durations).
 LONGEST_FIRST = (
     "test_sharding.py",
-    "test_delete_is_final.py",
-    "test_retention.py",
-    "test_timeout.py",
-    "test_notifications.py",
     "test_resume.py",
+    "test_delete_is_final.py",
+    "test_dedup.py",
     "test_burst.py",
+    "test_slow_admission.py",
+    "test_timeout.py",
+    "test_cancel.py",
+    "test_notifications.py",
     "test_schemathesis.py",
+    "test_chart.py",
+    "test_retention.py",
 )
 
 

@@ -11,6 +11,10 @@ from tests.e2e.support.gateway import Gateway
 from tests.e2e.support.polling import wait_until
 from tests.e2e.support.release import Release
 
+# The module's tests share one release: pytest-xdist (--dist loadgroup) keeps them on one worker.
+pytestmark = pytest.mark.xdist_group("test_api")
+
+
 JOB_FIELDS = {
     "job_id",
     "object_id",

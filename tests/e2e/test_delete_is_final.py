@@ -114,11 +114,14 @@ class _Watcher:
 def test_reportjobs_deleted_while_running_stay_cancelled_and_never_run_again(
     deploy_release: DeployRelease, cluster: Cluster
 ) -> None:
-    window = 30
+    # The jobs must be Running, and still running, when they are deleted inside their window:
+    # on a loaded test bed (the e2e suite runs several tests at once) a pod may take tens of
+    # seconds to start, so the window and the sleeps leave room for that.
+    window = 90
     release = deploy_release(
         dedup={"windowSeconds": window},
         operator={"replicas": 1, "resyncSeconds": RESYNC},
-        job={"sleepMinSeconds": 25, "sleepMaxSeconds": 30},
+        job={"sleepMinSeconds": 40, "sleepMaxSeconds": 45},
     )
     gateway, namespace = release.gateway, release.namespace
     objects = [f"deleted-by-hand-{n}" for n in range(4)]

@@ -26,6 +26,10 @@ from tests.e2e.support.polling import wait_until
 from tests.e2e.support.shards import shard_holders
 from tests.e2e.support.testbed import kill_pod_processes, local_testbed_problem
 
+# The module's tests share one release: pytest-xdist (--dist loadgroup) keeps them on one worker.
+pytestmark = pytest.mark.xdist_group("test_notifications")
+
+
 BRIDGE = "10.1.0.1"  # the host's address on the first node's CNI bridge
 SHARDS = 16
 
