@@ -19,7 +19,7 @@ from tests.e2e.conftest import DeployRelease
 from tests.e2e.support.direct import DirectGateway, Outcome, gateway_url, submit_with_retries
 from tests.e2e.support.jobwatch import JobWatch
 from tests.e2e.support.kube import TERMINAL, Cluster
-from tests.e2e.support.polling import wait_until
+from tests.e2e.support.polling import ConditionTimeout, wait_until
 from tests.e2e.support.testbed import (
     audit_mark,
     freeze_etcd,
@@ -75,6 +75,16 @@ def schedule(plan: Plan, rng: random.Random) -> list[tuple[float, str]]:
     return sorted(events)
 
 
+def shard_holders_running(cluster: Cluster, namespace: str) -> list[str]:
+    """The running operator pods that hold a shard's Lease, sorted."""
+    leases = client.CoordinationV1Api(cluster.api).list_namespaced_lease(
+        namespace, label_selector=SHARD_LEASES, _request_timeout=5
+    )
+    holders = {lease.spec.holder_identity for lease in leases.items}
+    running = {p.metadata.name for p in cluster.pods(namespace, "operator")}
+    return sorted(holders & running)
+
+
 def kill(cluster: Cluster, namespace: str, pod: str, faults: Faults) -> None:
     """SIGKILL the pod's processes on this machine, then force-delete the pod so its Deployment
     replaces it (a container restarted in place would soon be in CrashLoopBackOff)."""
@@ -90,17 +100,23 @@ def inject(
         freeze_etcd(plan.etcd_freeze_seconds)
         faults.etcd_frozen.append(time.monotonic() - started)
     elif kind == "operator":
-        leases = client.CoordinationV1Api(cluster.api).list_namespaced_lease(
-            namespace, label_selector=SHARD_LEASES, _request_timeout=5
-        )
-        holders = {lease.spec.holder_identity for lease in leases.items}
-        running = {p.metadata.name for p in cluster.pods(namespace, "operator")}
-        if holders & running:
-            victim = rng.choice(sorted(holders & running))
+        # A shard holder to kill: right after a kill none may be running (the killed pod's
+        # successor waits for its leases to expire), so look for one for a few seconds.
+        try:
+            victims = wait_until(
+                lambda: shard_holders_running(cluster, namespace),
+                timeout=15,
+                interval=1,
+                what="a running operator replica holding shards",
+            )
+        except ConditionTimeout:
+            victims = []
+        if victims:
+            victim = rng.choice(victims)
             kill(cluster, namespace, victim, faults)
             faults.operator_kills.append(victim)
         else:
-            faults.skipped.append(f"operator: no running shard holder in {sorted(holders)}")
+            faults.skipped.append("operator: no running shard holder for 15 s")
     else:
         ready = [p.metadata.name for p in cluster.ready_pods(namespace, "gateway")]
         if ready:
