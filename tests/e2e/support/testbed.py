@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +219,9 @@ def pod_paused(namespace: str, pod: str) -> Iterator[list[int]]:
 
 
 AUDIT_LOG = Path("/var/lib/reportjobs-testbed/logs/kube-apiserver-audit.log")
+AUDIT_WAIT_SECONDS = 30.0
+"""How long a reader told what to expect re-reads the log for it: the API server writes an event
+once its response is complete, a moment after the client has seen the answer."""
 
 
 @dataclass(frozen=True)
@@ -232,19 +235,33 @@ class AuditMark:
     at: float
 
 
-def audit_mark() -> AuditMark | None:
-    """Mark the audit log's end now (read `job_creates` from there later); None without one."""
+def audit_mark(cluster: Cluster | None = None) -> AuditMark | None:
+    """Mark the audit log's end now (read `job_creates` from there later); None without one.
+    Given the ``cluster``, a missing log fails the test on the local test bed, which always
+    writes one: a check that reads it must not go blind there."""
     if not AUDIT_LOG.exists():
+        if cluster is not None and local_testbed_problem(cluster) is None:
+            raise AssertionError(f"the local test bed's audit log {AUDIT_LOG} is missing")
         return None
     stat = AUDIT_LOG.stat()
     return AuditMark(inode=stat.st_ino, offset=stat.st_size, at=time.time())
 
 
-def audit_events(mark: AuditMark | None, *needles: bytes) -> Iterator[dict[str, Any]]:
-    """The audit events (stage ResponseComplete) logged since ``mark``, in the log and its
-    rotations; lines lacking any of ``needles`` are skipped unparsed (it is a big file)."""
-    if mark is None:
-        return
+@dataclass
+class _Reading:
+    """One pass over the log since a mark: the events that matched, and what was read."""
+
+    events: list[dict[str, Any]]
+    files: list[tuple[str, int, int]]  # (file, from offset, to offset)
+    lines: int = 0
+
+    def describe(self) -> str:
+        read = ", ".join(f"{Path(f).name} [{a}:{b}]" for f, a, b in self.files) or "no file"
+        return f"{self.lines} lines read since the mark ({read}), {len(self.events)} matched"
+
+
+def _read_since(mark: AuditMark, needles: tuple[bytes, ...]) -> _Reading:
+    reading = _Reading(events=[], files=[])
     for path in sorted(AUDIT_LOG.parent.glob(AUDIT_LOG.stem + "*.log")):
         stat = path.stat()
         if stat.st_ino == mark.inode:
@@ -256,6 +273,7 @@ def audit_events(mark: AuditMark | None, *needles: bytes) -> Iterator[dict[str, 
         with path.open("rb") as log:
             log.seek(start)
             for line in log:
+                reading.lines += 1
                 if not all(needle in line for needle in needles):
                     continue
                 try:
@@ -263,35 +281,113 @@ def audit_events(mark: AuditMark | None, *needles: bytes) -> Iterator[dict[str, 
                 except ValueError:
                     continue  # a line cut by a restart
                 if event.get("stage") == "ResponseComplete":
-                    yield event
+                    reading.events.append(event)
+            reading.files.append((str(path), start, log.tell()))
+    return reading
+
+
+def _read_until(
+    mark: AuditMark,
+    needles: tuple[bytes, ...],
+    enough: Callable[[list[dict[str, Any]]], str | None],
+    *,
+    timeout: float,
+) -> list[dict[str, Any]]:
+    """Read the log since ``mark`` until ``enough`` (what is still missing, or None) is
+    satisfied, for at most ``timeout`` s; then fail, saying what was read and what is missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reading = _read_since(mark, needles)
+        missing = enough(reading.events)
+        if missing is None:
+            return reading.events
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"the audit log does not show what the test knows happened: {missing}; "
+                f"{reading.describe()} in {timeout:.0f}s of reading"
+            )
+        time.sleep(1)  # the API server writes the event after its answer
+
+
+def audit_events(
+    mark: AuditMark | None,
+    *needles: bytes,
+    expect_at_least: int = 0,
+    timeout: float = AUDIT_WAIT_SECONDS,
+) -> list[dict[str, Any]]:
+    """The audit events (stage ResponseComplete) logged since ``mark``, in the log and its
+    rotations; lines lacking any of ``needles`` are skipped unparsed (it is a big file). Fewer
+    than ``expect_at_least`` of them fails the test (after re-reading for ``timeout`` s): the
+    caller knows that many requests were made. No mark (no log: kind): none."""
+    if mark is None:
+        return []
+
+    def enough(events: list[dict[str, Any]]) -> str | None:
+        if len(events) >= expect_at_least:
+            return None
+        return f"{expect_at_least} events with {list(needles)}, found {len(events)}"
+
+    return _read_until(mark, needles, enough, timeout=timeout)
 
 
 def job_creates(
-    namespace: str, mark: AuditMark | None, *, answered: bool = True
+    namespace: str,
+    mark: AuditMark | None,
+    *,
+    answered: bool = True,
+    expect: Collection[str] = (),
+    timeout: float = AUDIT_WAIT_SECONDS,
 ) -> Counter[str] | None:
     """Creates of batch Jobs in ``namespace`` per name since ``mark``, from the test bed's audit
     log (every request at Metadata level) and its rotations; None without a log. By default the
     successful ones (201); with ``answered=False`` every attempt, whatever its answer: a create
-    answered 500 (etcd frozen past the API server's timeout) may still have committed."""
+    answered 500 (etcd frozen past the API server's timeout) may still have committed.
+
+    ``expect``: names the caller knows were created (the Jobs a watch saw): a name without a
+    counted create fails the test (after re-reading for ``timeout`` s), so a log that yields
+    nothing, or not the lines the check needs, cannot pass as "no Job created twice"."""
     if mark is None:
         return None
-    creates: Counter[str] = Counter()
-    for event in audit_events(mark, b'"jobs"', b'"create"'):
-        ref = event.get("objectRef") or {}
-        if (
-            event.get("verb") == "create"
-            and ref.get("resource") == "jobs"
-            and ref.get("apiGroup") == "batch"
-            and ref.get("namespace") == namespace
-            and (not answered or (event.get("responseStatus") or {}).get("code") == 201)
-        ):
-            creates[ref.get("name", "?")] += 1
-    return creates
+
+    def counted(events: list[dict[str, Any]]) -> Counter[str]:
+        creates: Counter[str] = Counter()
+        for event in events:
+            ref = event.get("objectRef") or {}
+            if (
+                event.get("verb") == "create"
+                and ref.get("resource") == "jobs"
+                and ref.get("apiGroup") == "batch"
+                and ref.get("namespace") == namespace
+                and (not answered or (event.get("responseStatus") or {}).get("code") == 201)
+            ):
+                creates[ref.get("name", "?")] += 1
+        return creates
+
+    def enough(events: list[dict[str, Any]]) -> str | None:
+        missing = sorted(set(expect) - set(counted(events)))
+        if not missing:
+            return None
+        kind = "create" if not answered else "create answered 201"
+        return f"no {kind} of {len(missing)} of the {len(set(expect))} Jobs expected: {missing[:5]}"
+
+    return counted(_read_until(mark, (b'"jobs"', b'"create"'), enough, timeout=timeout))
 
 
-def requests_by(username: str, mark: AuditMark | None) -> list[dict[str, Any]] | None:
+def requests_by(
+    username: str,
+    mark: AuditMark | None,
+    *,
+    expect_at_least: int = 0,
+    timeout: float = AUDIT_WAIT_SECONDS,
+) -> list[dict[str, Any]] | None:
     """Every request ``username`` made since ``mark`` (watches included: filter them), as the
-    API server's audit log recorded them; None without a log."""
+    API server's audit log recorded them; None without a log. Fewer than ``expect_at_least``
+    fails the test (after re-reading for ``timeout`` s)."""
     if mark is None:
         return None
-    return list(audit_events(mark, f'"username":"{username}"'.encode()))
+    return audit_events(
+        mark,
+        f'"username":"{username}"'.encode(),
+        expect_at_least=expect_at_least,
+        timeout=timeout,
+    )
