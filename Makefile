@@ -91,6 +91,10 @@ test-reliability: venv ## The full-size reliability runs: burst 1,000, chaos, 30
 	@$(E2E_READY)
 	@$(call PYTEST_STRICT,-m reliability --junitxml=$(TEST_OUT)/reliability.xml)
 
+.PHONY: test-map
+test-map: venv ## Render docs/reliability.md's test map from the last e2e runs (.cluster/test-map)
+	$(PY) scripts/test_map.py
+
 .PHONY: bench
 # The operator benchmarks cordon both nodes and install releases: each holds the test bed's
 # cluster lock exclusively (the e2e runs hold it shared). Figures land in BENCH_OUT; summary.py
