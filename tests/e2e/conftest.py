@@ -195,29 +195,6 @@ def delete_namespace(cluster: Cluster, name: str) -> None:
     )
 
 
-@pytest.fixture
-def quiet_cluster(cluster: Cluster, namespace: str) -> None:
-    """For a test that bounds a latency: wait until no earlier test's namespace is still being
-    deleted. A namespace is deleted in the background when its test ends, and deleting hundreds
-    of Jobs and pods loads the test bed for minutes, which the bound does not account for."""
-
-    def terminating() -> list[str]:
-        return [
-            ns.metadata.name
-            for ns in cluster.core.list_namespace().items
-            if ns.metadata.name.startswith("e2e-")
-            and ns.metadata.name != namespace
-            and ns.status.phase == "Terminating"
-        ]
-
-    wait_until(
-        lambda: not terminating(),
-        timeout=900,
-        interval=2,
-        what="the namespaces of earlier tests to be deleted",
-    )
-
-
 DeployRelease = Callable[..., Release]
 
 
