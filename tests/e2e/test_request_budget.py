@@ -33,7 +33,9 @@ def _quiet(cluster: Cluster, namespace: str, pod: str) -> bool:
     )
 
 
-def test_at_most_seven_requests_per_job(deploy_release: DeployRelease, cluster: Cluster) -> None:
+def test_at_most_seven_requests_per_job(
+    deploy_release: DeployRelease, cluster: Cluster, figures: dict[str, object]
+) -> None:
     release = deploy_release(operator={"replicas": 1})
     namespace = release.namespace
     operator = cluster.ready_pods(namespace, "operator")[0]
@@ -50,7 +52,7 @@ def test_at_most_seven_requests_per_job(deploy_release: DeployRelease, cluster: 
         timeout=120,
         what="the operator to hold every shard",
     )
-    mark = audit_mark()
+    mark = audit_mark(cluster)  # on the local test bed, a missing log fails here
     if mark is None:
         pytest.skip("this cluster has no audit log to count requests in (the test bed has one)")
 
@@ -60,12 +62,11 @@ def test_at_most_seven_requests_per_job(deploy_release: DeployRelease, cluster: 
         assert answer.status == 201, answer.body
         ids.append(answer.body["job_id"])
     for job_id in ids:
-        done = wait_until(
+        wait_until(
             lambda job_id=job_id: release.gateway.job(job_id).body.get("status") in TERMINAL,
             timeout=300,
             what=f"{job_id} to finish",
         )
-        assert done
     wait_until(
         lambda: not cluster.worker_pods(namespace),
         timeout=300,
@@ -80,7 +81,8 @@ def test_at_most_seven_requests_per_job(deploy_release: DeployRelease, cluster: 
     for job_id in ids:
         assert release.gateway.job(job_id).body["status"] == "Succeeded"
 
-    made = requests_by(username, mark)
+    # At least a create of each Job: a log that yields less is blind, and fails here.
+    made = requests_by(username, mark, expect_at_least=JOBS)
     assert made is not None
     made = [e for e in made if (e.get("objectRef") or {}).get("namespace") == namespace]
     counted = Counter(
@@ -103,6 +105,12 @@ def test_at_most_seven_requests_per_job(deploy_release: DeployRelease, cluster: 
     # Succeeded), one create each (a retried one meets 409).
     print(f"Events: {counted['create events'] / JOBS:.2f} creates per job (outside the budget)")
     assert 4 * JOBS <= counted["create events"] <= 5 * JOBS, counted
+    figures.update(
+        jobs=JOBS,
+        requests_per_job=round(total / JOBS, 2),
+        budget_per_job=BUDGET_PER_JOB,
+        event_creates_per_job=round(counted["create events"] / JOBS, 2),
+    )
     assert total <= BUDGET_PER_JOB * JOBS, per_job
     by_name = Counter(
         e["objectRef"].get("name")
