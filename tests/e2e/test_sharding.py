@@ -270,8 +270,11 @@ def test_three_replicas_a_kill_and_a_pause_every_job_ends_exactly_once(
         | {o.object_id for o in outcomes if len(o.job_ids) > 1}
     )
     # The log must show a create of every Job the watch saw (else it is blind, and "no Job
-    # created twice" would pass on nothing).
-    audit = job_creates(namespace, audit_from, expect=job_watch.names)
+    # created twice" would pass on nothing). Attempts: a create answered 500 (the API server
+    # timed out on a loaded machine) may have committed; seen once in a 300-job run.
+    attempts = job_creates(namespace, audit_from, answered=False, expect=job_watch.names)
+    audit = job_creates(namespace, audit_from)
+    assert attempts is not None, "the test bed's audit log is missing"
     assert audit is not None, "the test bed's audit log is missing"
     extra = dict(job_watch.extra_jobs)
     extra |= {name: n for name, n in audit.items() if n > 1}
@@ -377,10 +380,8 @@ def test_three_replicas_a_kill_and_a_pause_every_job_ends_exactly_once(
     assert len(late) <= IN_FLIGHT, late
     assert {kind[:3] for kind in late} <= DECIDED_BY_THE_API_SERVER, late
     assert len({kind[3] for kind in late}) == len(late), late  # one per worker, each its job
-    # The second detector is not blind: every accepted job's Job was asked for (a create
-    # answered 500, e.g. to a killed client, may commit).
-    attempts = job_creates(namespace, audit_from, answered=False, expect=set(accepted.values()))
-    assert attempts is not None
+    # The second detector is not blind: every accepted job's Job was asked for.
+    assert set(accepted.values()) <= set(attempts)
 
 
 def _restart_operator(cluster: Cluster, namespace: str) -> str:

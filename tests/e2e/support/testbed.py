@@ -345,7 +345,9 @@ def job_creates(
 
     ``expect``: names the caller knows were created (the Jobs a watch saw): a name without a
     counted create fails the test (after re-reading for ``timeout`` s), so a log that yields
-    nothing, or not the lines the check needs, cannot pass as "no Job created twice"."""
+    nothing, or not the lines the check needs, cannot pass as "no Job created twice". Expect
+    with ``answered=False`` wherever the API server may answer a create that committed with
+    an error (a loaded or frozen test bed: a Job seen by a watch whose only create was a 500)."""
     if mark is None:
         return None
 
